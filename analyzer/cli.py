@@ -1,0 +1,114 @@
+"""The ``handshake`` command. Heavy modules are imported inside the subcommands, so
+``handshake --help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+EXIT_BAD_INPUT = 2
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handshake",
+        description="Rebuild every TCP connection in a capture: handshake, close, and both "
+                    "endpoints' RFC 9293 states.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rd = sub.add_parser("read", help="list every TCP connection in capture files",
+                        description="List every TCP connection in pcap/pcapng files "
+                                    "(optionally .gz).")
+    rd.add_argument("files", nargs="+", metavar="FILE")
+    rd.add_argument("--port", type=_port, help="only segments to or from this TCP port")
+    rd.add_argument("--format", default="table",
+                    choices=("table", "jsonl", "json", "csv", "zeek"),
+                    help="output format (default: table)")
+    rd.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    rd.add_argument("--verify-checksums", action="store_true",
+                    help="ignore segments with a bad TCP checksum, as Zeek does without -C")
+    rd.add_argument("--zeek-timers", action="store_true",
+                    help="also split connections where Zeek's timers would (5 s attempt, "
+                         "close and reset delays)")
+
+    sh = sub.add_parser("show", help="one connection packet by packet with both states",
+                        description="Show one connection packet by packet, like tcpdump, "
+                                    "with both endpoints' state after each packet.")
+    sh.add_argument("file", metavar="FILE")
+    sh.add_argument("conn_id", type=int, metavar="CONN_ID")
+    sh.add_argument("--port", type=_port, help="the same filter as given to read")
+    sh.add_argument("--verify-checksums", action="store_true")
+    return parser
+
+
+def _open_out(path: str | None) -> TextIO:
+    if path is None or path == "-":
+        return sys.stdout
+    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from .capture import Capture, TerminalProgress, read
+    from .formats import write
+    from .source import is_tty
+
+    captures: list[Capture] = []
+    status = 0
+    for path in args.files:
+        bar = TerminalProgress(path) if is_tty(sys.stderr) else None
+        try:
+            cap = read(path, port=args.port, verify_checksums=args.verify_checksums,
+                       zeek_timers=args.zeek_timers, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+        captures.append(cap)
+    out = _open_out(args.output)
+    try:
+        write(captures, args.format, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    for cap in captures:
+        for warning in cap.warnings:
+            print(f"handshake: warning: {warning}", file=sys.stderr)
+        if cap.error:
+            print(f"handshake: error: {cap.error}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+    return status
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .show import show
+
+    show(args.file, args.conn_id, sys.stdout, port=args.port,
+         verify_checksums=args.verify_checksums)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import HandshakeError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"read": cmd_read, "show": cmd_show}[args.command](args)
+    except HandshakeError as exc:
+        print(f"handshake: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `handshake read big.pcap | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

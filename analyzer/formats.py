@@ -1,0 +1,204 @@
+"""Writers for ``handshake read``: table, jsonl, json, csv and Zeek's conn.log."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from .capture import Capture
+from .records import CONN_STATES, RawConn, endpoint
+
+FORMATS = ("table", "jsonl", "json", "csv", "zeek")
+
+SHORT_STATE = {"CLOSED": "CL", "LISTEN": "LI", "SYN_SENT": "SS", "SYN_RECEIVED": "SR",
+               "ESTABLISHED": "ES", "FIN_WAIT_1": "F1", "FIN_WAIT_2": "F2",
+               "CLOSE_WAIT": "CW", "CLOSING": "CG", "LAST_ACK": "LA", "TIME_WAIT": "TW"}
+
+
+def write(captures: Iterable[Capture], fmt: str, out: TextIO) -> None:
+    {"table": write_table, "jsonl": write_jsonl, "json": write_json, "csv": write_csv,
+     "zeek": write_zeek}[fmt](list(captures), out)
+
+
+def _tag(rec: dict[str, Any], cap: Capture, many: bool) -> dict[str, Any]:
+    if many:
+        rec["file"] = cap.path
+    return rec
+
+
+def write_jsonl(captures: list[Capture], out: TextIO) -> None:
+    many = len(captures) > 1
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    for cap in captures:
+        for rec in cap.records():
+            out.write(dumps(_tag(rec, cap, many)))
+            out.write("\n")
+
+
+def write_json(captures: list[Capture], out: TextIO) -> None:
+    doc = [{"file": cap.path, "summary": summary(cap), "connections": list(cap.records())}
+           for cap in captures]
+    json.dump(doc[0] if len(doc) == 1 else doc, out, indent=1)
+    out.write("\n")
+
+
+def summary(cap: Capture) -> dict[str, Any]:
+    kinds: Counter[str] = Counter()
+    for i in range(len(cap)):
+        kinds[cap.raw(i).close_kind] += 1
+    from .records import CLOSE_KINDS
+
+    return {"connections": len(cap), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
+                                                     sorted(kinds.items())},
+            "counters": cap.stats, "warnings": cap.warnings,
+            "error": str(cap.error) if cap.error else None}
+
+
+CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start", "end",
+               "duration", "packets_client", "packets_server", "payload_bytes_client",
+               "payload_bytes_server", "conn_state", "history", "handshake_complete",
+               "simultaneous_open", "syn_retransmits", "synack_retransmits", "client_isn",
+               "server_isn", "irtt", "client_rtt", "server_rtt", "client_mss", "client_wscale",
+               "client_sack_permitted", "client_timestamps", "server_mss", "server_wscale",
+               "server_sack_permitted", "server_timestamps", "close_kind", "close_initiator",
+               "close_reset_by", "close_half_close", "close_time_wait", "client_states",
+               "server_states", "roles_guessed", "unexpected")
+
+
+def flat(rec: dict[str, Any]) -> dict[str, Any]:
+    """One record as flat columns (CSV, DataFrames)."""
+    hs, cl = rec["handshake"], rec["close"]
+    row = {k: rec[k] for k in ("id", "client", "server", "first_packet", "last_packet",
+                               "start", "end", "duration", "conn_state", "history",
+                               "roles_guessed")}
+    for side in ("client", "server"):
+        row[f"packets_{side}"] = rec["packets"][side]
+        row[f"payload_bytes_{side}"] = rec["payload_bytes"][side]
+        opts = hs[f"{side}_options"] or {}
+        for key in ("mss", "wscale", "sack_permitted", "timestamps"):
+            row[f"{side}_{key}"] = opts.get(key)
+        row[f"{side}_states"] = " ".join(name for _, name in rec["states"][side])
+    row["handshake_complete"] = hs["complete"]
+    for key in ("simultaneous_open", "syn_retransmits", "synack_retransmits", "client_isn",
+                "server_isn", "irtt", "client_rtt", "server_rtt"):
+        row[key] = hs[key]
+    row["close_kind"] = cl["kind"]
+    for key in ("initiator", "reset_by", "half_close", "time_wait"):
+        row[f"close_{key}"] = cl[key]
+    row["unexpected"] = len(rec["unexpected"])
+    return row
+
+
+def write_csv(captures: list[Capture], out: TextIO) -> None:
+    many = len(captures) > 1
+    columns = (("file",) if many else ()) + CSV_COLUMNS
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for cap in captures:
+        for rec in cap.records():
+            row = flat(rec)
+            if many:
+                row["file"] = cap.path
+            writer.writerow(row)
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.2f}ms" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def write_table(captures: list[Capture], out: TextIO) -> None:
+    """80 columns: id, client, server, final states (client/server), close, iRTT, packets."""
+    from .records import CLOSE_KINDS, STATE_NAMES, WHO
+
+    for cap in captures:
+        if len(captures) > 1:
+            out.write(f"== {cap.path}\n")
+        out.write(f"{'id':>3} {'client':<21} {'server':<21} {'c/s':<5} {'close':<12} "
+                  f"{'iRTT':>7} {'pkts':>4}\n")
+        lines = []
+        for i in range(len(cap)):
+            r = RawConn._make(cap.engine.conn(i))
+            states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
+                              for s in (r.client_final, r.server_final))
+            kind = CLOSE_KINDS[r.close_kind]
+            who = WHO[r.close_initiator]
+            close = f"{kind}:{who[0]}" if who and kind not in ("refused",) else kind
+            irtt = None if r.ack_ns is None or r.syn_ns is None else (r.ack_ns - r.syn_ns) / 1e9
+            lines.append(f"{r.id:>3} {endpoint(r.family, r.client_addr, r.client_port):<21} "
+                         f"{endpoint(r.family, r.server_addr, r.server_port):<21} "
+                         f"{states:<5} {close:<12} {_ms(irtt):>7} "
+                         f"{r.packets_client + r.packets_server:>4}\n")
+        out.writelines(lines)
+        out.write(_footer(cap))
+
+
+def _footer(cap: Capture) -> str:
+    from .records import CLOSE_KINDS
+
+    kinds = Counter(CLOSE_KINDS[cap.raw(i).close_kind] for i in range(len(cap)))
+    s = cap.stats
+    skipped = s["frames"] - s["tcp"]
+    text = (f"{len(cap)} connections ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
+            f"{s['tcp']} TCP packets")
+    if skipped:
+        text += f", {skipped} other packets skipped"
+    if s["fragments"]:
+        text += f" ({s['fragments']} IP fragments)"
+    return text + "\n"
+
+
+def _uid(path: str, conn_id: int) -> str:
+    """A stable Zeek-style uid: 'C' and 17 base62 characters."""
+    digest = int.from_bytes(hashlib.blake2b(f"{path}\0{conn_id}".encode(), digest_size=12)
+                            .digest(), "big")
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    chars = []
+    for _ in range(17):
+        digest, rem = divmod(digest, 62)
+        chars.append(alphabet[rem])
+    return "C" + "".join(chars)
+
+
+ZEEK_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
+               "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig",
+               "local_resp", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
+               "resp_pkts", "resp_ip_bytes", "tunnel_parents", "ip_proto")
+ZEEK_TYPES = ("time", "string", "addr", "port", "addr", "port", "enum", "string", "interval",
+              "count", "count", "string", "bool", "bool", "count", "string", "count", "count",
+              "count", "count", "set[string]", "count")
+
+
+def zeek_row(cap: Capture, r: RawConn) -> list[str]:
+    """One conn.log row, with Zeek's rules for unset fields (duration 0: no bytes)."""
+    import socket
+
+    fam = socket.AF_INET if r.family == 4 else socket.AF_INET6
+    duration = (r.zeek_last_ns - r.first_ns) / 1e9
+    timed = duration > 0
+    return [f"{r.first_ns / 1e9:.6f}", _uid(cap.path, r.id),
+            socket.inet_ntop(fam, r.client_addr), str(r.client_port),
+            socket.inet_ntop(fam, r.server_addr), str(r.server_port), "tcp", "-",
+            f"{duration:.6f}" if timed else "-",
+            str(r.zeek_orig_bytes) if timed else "-", str(r.zeek_resp_bytes) if timed else "-",
+            CONN_STATES[r.conn_state], "-", "-", "0", r.history or "-",
+            str(r.zeek_orig_pkts), str(r.zeek_orig_ip_bytes), str(r.zeek_resp_pkts),
+            str(r.zeek_resp_ip_bytes), "-", "6"]
+
+
+def write_zeek(captures: list[Capture], out: TextIO) -> None:
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
+    out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
+              "#unset_field\t-\n#path\tconn\n")
+    out.write(f"#open\t{stamp}\n#fields\t" + "\t".join(ZEEK_FIELDS) + "\n")
+    out.write("#types\t" + "\t".join(ZEEK_TYPES) + "\n")
+    for cap in captures:
+        for i in range(len(cap)):
+            out.write("\t".join(zeek_row(cap, cap.raw(i))) + "\n")
+    out.write(f"#close\t{time.strftime('%Y-%m-%d-%H-%M-%S')}\n")

@@ -1,0 +1,136 @@
+/* handshake-analyzer compiled core: shared types.
+ *
+ * framing.c  walks pcap / pcapng records in a byte buffer (no I/O),
+ * decode.c   turns one link-layer frame into a Segment,
+ * track.c    keeps the flow table and every connection's state,
+ * module.c   is the Python binding.
+ *
+ * The RFC 9293 transition table is not here: Python's analyzer.fsm builds it and
+ * hands it over as bytes (tracker.fsm_table).
+ */
+#ifndef HS_ENGINE_H
+#define HS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* TCP header flag bits (RFC 9293 section 3.1). */
+enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_PSH = 0x08, F_ACK = 0x10,
+       F_URG = 0x20, F_ECE = 0x40, F_CWR = 0x80 };
+
+#define N_TCP_STATES 11
+#define N_INPUTS 10
+#define ST_NONE 0xFF /* endpoint not seen yet: state unknown */
+/* Inputs, in analyzer.fsm.Input order. */
+enum { IN_SEND_SYN, IN_SEND_SYN_ACK, IN_SEND_FIN, IN_SEND_RST, IN_RECV_SYN, IN_RECV_SYN_ACK,
+       IN_RECV_ACK_OF_SYN, IN_RECV_FIN, IN_RECV_ACK_OF_FIN, IN_RECV_RST };
+/* States, in analyzer.fsm.TcpState order (only those the tracker names). */
+enum { TS_CLOSED = 0, TS_LISTEN = 1, TS_SYN_SENT = 2, TS_SYN_RECEIVED = 3,
+       TS_ESTABLISHED = 4, TS_TIME_WAIT = 10 };
+
+/* Zeek's TCP endpoint states (analyzer/protocol/tcp/TCP_Endpoint.h). */
+enum { Z_INACTIVE = 0, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED,
+       Z_RESET };
+
+typedef struct {
+    int64_t ts_ns;       /* packet time, nanoseconds since the epoch */
+    uint64_t pkt_no;     /* 1-based packet number in the capture */
+    uint8_t family;      /* 4 or 6 */
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags;
+    uint8_t csum_bad;    /* 1 when checksums are verified and this one is wrong */
+    uint16_t win;
+    uint32_t payload_len; /* from the IP length fields: padding is not data */
+    uint32_t ip_len;      /* IP total length (header + payload) */
+    /* TCP options, parsed for SYN segments only (lazy for everything else). */
+    int32_t mss;          /* -1 when absent */
+    int16_t wscale;       /* -1 when absent */
+    uint8_t sack_ok, ts_present;
+} Segment;
+
+/* One state change of one endpoint: kept in a global array, linked per connection. */
+typedef struct {
+    int64_t ts_ns;
+    uint64_t pkt_no;
+    uint32_t next;        /* next transition of the same connection, or UINT32_MAX */
+    uint8_t side;         /* key side (0 or 1), mapped to client/server at output */
+    uint8_t state;        /* TcpState */
+    uint8_t how;          /* 0 normal, 1 inferred initial state, 2 unexpected input */
+    uint8_t input;        /* the Input that caused it (or 0xFF for an initial state) */
+} Transition;
+
+/* A per-packet row, recorded only when asked (show, Capture.packets). */
+typedef struct {
+    uint64_t pkt_no;
+    int64_t ts_ns;
+    uint32_t conn;
+    uint32_t seq, ack, len;
+    uint16_t win;
+    uint8_t from_side, flags;
+    uint8_t state[2];     /* both key sides' TcpState after the packet */
+    uint8_t unexpected;   /* an input of this packet was unexpected */
+    uint8_t pad;
+} PacketRow;
+
+typedef struct {
+    /* RFC view */
+    uint8_t st;               /* TcpState or ST_NONE */
+    uint8_t sent_syn, sent_fin, sent_rst, sent_synack;
+    uint32_t isn;             /* seq of the first SYN / SYN-ACK */
+    uint32_t syn_end;         /* seq after our SYN: what an ACK of it carries */
+    uint32_t fin_end;         /* seq after our FIN */
+    uint32_t syn_count, synack_count;
+    int64_t first_syn_ts, last_syn_ts;   /* SYN (or SYN-ACK) sent by this side */
+    int64_t fin_ts, fin_acked_ts, rst_ts;
+    uint64_t fin_pkt, fin_acked_pkt;
+    uint8_t data_after_peer_fin;
+    uint8_t fin_acks_peer_fin; /* our first FIN acknowledged the peer's FIN */
+    uint8_t peer_fin_acked_before_our_fin;
+    /* options from our SYN / SYN-ACK */
+    int32_t mss; int16_t wscale; uint8_t sack_ok, ts_ok, have_opts;
+    /* counters */
+    uint64_t pkts, payload, ip_bytes;
+    /* Zeek view (TCP_Endpoint): state, sequence space with wrap counters, repeats */
+    uint8_t z, zprev, did_close;
+    uint32_t fin_cnt;
+    int64_t z_start;
+    uint32_t z_last, z_last_wraps, z_ack, z_ack_wraps;
+    uint64_t hist_last_syn, hist_last_fin, hist_last_rst;
+    uint32_t chk_cnt, chk_thresh, rxmt_cnt, rxmt_thresh;
+    uint64_t z_pkts, z_ip_bytes;   /* ConnSize: packets that reached TCP analysis */
+} Side;
+
+typedef struct {
+    uint8_t family;
+    uint8_t addr[2][16];
+    uint16_t port[2];
+    uint32_t id;
+    uint8_t orig;             /* key side that is the client / Zeek originator */
+    uint8_t roles_guessed;    /* no SYN decided the client */
+    uint8_t flipped;
+    uint8_t simultaneous_open;
+    uint8_t finished;
+    uint8_t close_kind, close_initiator, reset_by, time_wait;
+    uint8_t half_close;
+    uint8_t conn_state;       /* Zeek conn_state code, set when finished */
+    uint8_t hs_complete;
+    uint64_t first_pkt, last_pkt;
+    int64_t first_ts, last_ts;
+    int64_t hs_syn_ts, hs_synack_ts, hs_ack_ts, hs_first_syn_ts;
+    uint32_t unexpected;      /* inputs the table calls unexpected */
+    uint32_t trans_head, trans_tail;
+    Side s[2];
+    /* Zeek view (Connection / TCPSessionAdapter) */
+    uint32_t hist_seen;       /* once-only history bits: originator low, responder << 16 */
+    uint8_t z_active;         /* TCPSessionAdapter::is_active */
+    uint8_t z_inactivity_long; /* tcp_inactivity_timeout in force (else udp's 60 s) */
+    int64_t z_last_time;      /* Conn::last_time: frozen once both sides did_close */
+    int64_t t_attempt, t_expire, t_delete; /* pending timers, 0 = none */
+    char *hist;               /* Zeek history */
+    uint16_t hist_len, hist_cap;
+    char hist_inline[24];
+} Conn;
+
+#endif

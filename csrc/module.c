@@ -1,0 +1,316 @@
+/* Python binding of the compiled core: analyzer._engine.Engine. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "engine.h"
+#include "framing.h"
+#include "track.h"
+
+uint64_t conn_zeek_size(const Conn *c, int role_orig);
+
+static PyObject *FormatError;
+
+typedef struct {
+    PyObject_HEAD
+    Framer framer;
+    Tracker tracker;
+    int ready;
+} EngineObject;
+
+static void Engine_dealloc(EngineObject *self) {
+    if (self->ready) {
+        framer_free(&self->framer);
+        tracker_free(&self->tracker);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"fsm_table", "verify_checksums", "port", "record",
+                             "zeek_timers", NULL};
+    Py_buffer table;
+    int verify = 0, port = -1, zeek_timers = 0;
+    long long record = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLp", kwlist, &table, &verify, &port,
+                                     &record, &zeek_timers))
+        return -1;
+    if (table.len != N_TCP_STATES * N_INPUTS) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "fsm_table has the wrong size");
+        return -1;
+    }
+    if (self->ready) {
+        framer_free(&self->framer);
+        tracker_free(&self->tracker);
+    }
+    framer_init(&self->framer);
+    int rc = tracker_init(&self->tracker, table.buf);
+    PyBuffer_Release(&table);
+    if (rc) { PyErr_NoMemory(); return -1; }
+    self->tracker.verify_checksums = verify;
+    self->tracker.port_filter = port;
+    self->tracker.record_conn = record;
+    self->tracker.zeek_timers = zeek_timers;
+    self->ready = 1;
+    return 0;
+}
+
+static PyObject *Engine_feed(EngineObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    long n;
+    Py_BEGIN_ALLOW_THREADS
+    n = framer_feed(&self->framer, b.buf, (size_t)b.len, tracker_frame, &self->tracker);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (self->tracker.oom) return PyErr_NoMemory();
+    if (n < 0) {
+        PyErr_SetObject(FormatError, Py_BuildValue("(sKK)", self->framer.err,
+                                                   (unsigned long long)self->framer.offset,
+                                                   (unsigned long long)self->framer.packets));
+        return NULL;
+    }
+    return PyLong_FromLong(n);
+}
+
+static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"ts_ns", "src", "dst", "sport", "dport", "flags", "seq", "ack",
+                             "payload_len", "win", "mss", "wscale", "sack_ok", "ts_ok", NULL};
+    long long ts;
+    Py_buffer src, dst;
+    unsigned int sport, dport, flags, seq = 0, ack = 0, len = 0, win = 65535;
+    int mss = -1, wscale = -1, sack = 0, tsok = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ly*y*III|IIIIiipp", kwlist, &ts, &src, &dst,
+                                     &sport, &dport, &flags, &seq, &ack, &len, &win, &mss,
+                                     &wscale, &sack, &tsok))
+        return NULL;
+    Segment s;
+    memset(&s, 0, sizeof s);
+    if (src.len != dst.len || (src.len != 4 && src.len != 16)) {
+        PyBuffer_Release(&src);
+        PyBuffer_Release(&dst);
+        PyErr_SetString(PyExc_ValueError, "addresses must both be 4 or 16 bytes");
+        return NULL;
+    }
+    s.family = src.len == 4 ? 4 : 6;
+    memcpy(s.src, src.buf, (size_t)src.len);
+    memcpy(s.dst, dst.buf, (size_t)dst.len);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    s.ts_ns = ts;
+    s.pkt_no = ++self->tracker.frames;
+    s.sport = (uint16_t)sport;
+    s.dport = (uint16_t)dport;
+    s.flags = (uint8_t)flags;
+    s.seq = seq;
+    s.ack = ack;
+    s.payload_len = len;
+    s.win = (uint16_t)win;
+    s.ip_len = len + 40;
+    s.mss = mss;
+    s.wscale = (int16_t)wscale;
+    s.sack_ok = (uint8_t)sack;
+    s.ts_present = (uint8_t)tsok;
+    self->tracker.decoded[DEC_TCP]++;
+    tracker_segment(&self->tracker, &s);
+    if (self->tracker.oom) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
+    tracker_finish(&self->tracker);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
+    Tracker *t = &self->tracker;
+    return Py_BuildValue(
+        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsi}", "frames", (unsigned long long)t->frames, "tcp",
+        (unsigned long long)t->decoded[DEC_TCP], "not_tcp",
+        (unsigned long long)t->decoded[DEC_NOT_TCP], "not_ip",
+        (unsigned long long)t->decoded[DEC_NOT_IP], "fragments",
+        (unsigned long long)t->decoded[DEC_FRAGMENT], "short",
+        (unsigned long long)t->decoded[DEC_SHORT], "bad_tcp_header",
+        (unsigned long long)t->decoded[DEC_BAD_TCP], "skipped_port",
+        (unsigned long long)t->skipped_port, "bad_checksum",
+        (unsigned long long)t->bad_checksum, "bytes_framed",
+        (unsigned long long)self->framer.offset, "connections", t->n_conns, "packets_framed",
+        (unsigned long long)self->framer.packets, "transitions",
+        (unsigned long long)t->n_trans, "format", self->framer.format);
+}
+
+static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {
+    return PyLong_FromUnsignedLong(self->tracker.n_conns);
+}
+
+static PyObject *opt_tuple(const Side *e) {
+    if (!e->have_opts) Py_RETURN_NONE;
+    return Py_BuildValue("(iiOO)", e->mss, e->wscale, e->sack_ok ? Py_True : Py_False,
+                         e->ts_ok ? Py_True : Py_False);
+}
+
+static PyObject *ts_or_none(int64_t ts) {
+    if (!ts) Py_RETURN_NONE;
+    return PyLong_FromLongLong(ts);
+}
+
+static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || (size_t)i >= self->tracker.n_conns) {
+        PyErr_SetString(PyExc_IndexError, "connection id out of range");
+        return NULL;
+    }
+    const Conn *c = &self->tracker.conns[i];
+    const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
+    int alen = c->family == 4 ? 4 : 16;
+    PyObject *v[48];
+    int k = 0;
+    v[k++] = PyLong_FromUnsignedLong(c->id);
+    v[k++] = PyLong_FromLong(c->family);
+    v[k++] = PyBytes_FromStringAndSize((const char *)c->addr[c->orig], alen);
+    v[k++] = PyLong_FromLong(c->port[c->orig]);
+    v[k++] = PyBytes_FromStringAndSize((const char *)c->addr[c->orig ^ 1], alen);
+    v[k++] = PyLong_FromLong(c->port[c->orig ^ 1]);
+    v[k++] = PyLong_FromUnsignedLongLong(c->first_pkt);
+    v[k++] = PyLong_FromUnsignedLongLong(c->last_pkt);
+    v[k++] = PyLong_FromLongLong(c->first_ts);
+    v[k++] = PyLong_FromLongLong(c->last_ts);
+    v[k++] = PyLong_FromUnsignedLongLong(o->pkts);
+    v[k++] = PyLong_FromUnsignedLongLong(r->pkts);
+    v[k++] = PyLong_FromUnsignedLongLong(o->payload);
+    v[k++] = PyLong_FromUnsignedLongLong(r->payload);
+    v[k++] = PyLong_FromUnsignedLongLong(o->ip_bytes);
+    v[k++] = PyLong_FromUnsignedLongLong(r->ip_bytes);
+    v[k++] = PyLong_FromLong(c->conn_state);
+    v[k++] = PyUnicode_FromStringAndSize(c->hist, c->hist_len);
+    v[k++] = PyBool_FromLong(c->hs_complete);
+    v[k++] = PyBool_FromLong(c->simultaneous_open);
+    v[k++] = PyLong_FromUnsignedLong(o->syn_count ? o->syn_count - 1 : 0);
+    v[k++] = PyLong_FromUnsignedLong(r->synack_count ? r->synack_count - 1 : 0);
+    if (o->sent_syn || o->sent_synack) v[k++] = PyLong_FromUnsignedLong(o->isn);
+    else { Py_INCREF(Py_None); v[k++] = Py_None; }
+    if (r->sent_syn || r->sent_synack) v[k++] = PyLong_FromUnsignedLong(r->isn);
+    else { Py_INCREF(Py_None); v[k++] = Py_None; }
+    v[k++] = ts_or_none(c->hs_first_syn_ts);
+    v[k++] = ts_or_none(c->hs_syn_ts);
+    v[k++] = ts_or_none(c->hs_synack_ts);
+    v[k++] = ts_or_none(c->hs_ack_ts);
+    v[k++] = opt_tuple(o);
+    v[k++] = opt_tuple(r);
+    v[k++] = PyLong_FromLong(c->close_kind);
+    v[k++] = PyLong_FromLong(c->close_initiator);
+    v[k++] = PyLong_FromLong(c->reset_by);
+    v[k++] = PyBool_FromLong(c->half_close);
+    v[k++] = PyLong_FromLong(c->time_wait);
+    v[k++] = PyBool_FromLong(c->roles_guessed);
+    v[k++] = PyBool_FromLong(c->flipped);
+    v[k++] = PyLong_FromUnsignedLong(c->unexpected);
+    v[k++] = PyLong_FromUnsignedLongLong(conn_zeek_size(c, 1));
+    v[k++] = PyLong_FromUnsignedLongLong(conn_zeek_size(c, 0));
+    v[k++] = PyLong_FromLong(o->st);
+    v[k++] = PyLong_FromLong(r->st);
+    v[k++] = PyLong_FromUnsignedLongLong(o->z_pkts);
+    v[k++] = PyLong_FromUnsignedLongLong(r->z_pkts);
+    v[k++] = PyLong_FromUnsignedLongLong(o->z_ip_bytes);
+    v[k++] = PyLong_FromUnsignedLongLong(r->z_ip_bytes);
+    v[k++] = PyLong_FromLongLong(c->z_last_time);
+    PyObject *t = PyTuple_New(k);
+    if (!t) return NULL;
+    for (int j = 0; j < k; j++) {
+        if (!v[j]) { /* allocation failed: release what was made */
+            for (int m = 0; m < k; m++) Py_XDECREF(v[m]);
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, j, v[j]);
+    }
+    return t;
+}
+
+/* [(role, state, ts_ns, pkt_no, how, input)], role 0 = client, 1 = server. */
+static PyObject *Engine_transitions(EngineObject *self, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || (size_t)i >= self->tracker.n_conns) {
+        PyErr_SetString(PyExc_IndexError, "connection id out of range");
+        return NULL;
+    }
+    const Conn *c = &self->tracker.conns[i];
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (uint32_t k = c->trans_head; k != UINT32_MAX; k = self->tracker.trans[k].next) {
+        const Transition *tr = &self->tracker.trans[k];
+        PyObject *item = Py_BuildValue("(iiLKii)", tr->side == c->orig ? 0 : 1, tr->state,
+                                       (long long)tr->ts_ns, (unsigned long long)tr->pkt_no,
+                                       tr->how, tr->input == 0xFF ? -1 : tr->input);
+        if (!item || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+}
+
+/* Recorded packet rows: [(pkt_no, ts_ns, conn, from_client, flags, seq, ack, len, win,
+ * client_state, server_state, unexpected)]. */
+static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
+    Tracker *t = &self->tracker;
+    PyObject *out = PyList_New((Py_ssize_t)t->n_rows);
+    if (!out) return NULL;
+    for (uint64_t k = 0; k < t->n_rows; k++) {
+        const PacketRow *r = &t->rows[k];
+        const Conn *c = &t->conns[r->conn];
+        PyObject *item = Py_BuildValue(
+            "(KLIOIkkkIiiO)", (unsigned long long)r->pkt_no, (long long)r->ts_ns, r->conn,
+            r->from_side == c->orig ? Py_True : Py_False, (unsigned)r->flags,
+            (unsigned long)r->seq, (unsigned long)r->ack, (unsigned long)r->len,
+            (unsigned)r->win, r->state[c->orig] == ST_NONE ? -1 : r->state[c->orig],
+            r->state[c->orig ^ 1] == ST_NONE ? -1 : r->state[c->orig ^ 1],
+            r->unexpected ? Py_True : Py_False);
+        if (!item) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, (Py_ssize_t)k, item);
+    }
+    return out;
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"feed", (PyCFunction)Engine_feed, METH_O,
+     "feed(data) -> bytes consumed: frame, decode and track every complete record."},
+    {"feed_segment", (PyCFunction)(void (*)(void))Engine_feed_segment,
+     METH_VARARGS | METH_KEYWORDS, "Track one already-decoded TCP segment."},
+    {"finish", (PyCFunction)Engine_finish, METH_NOARGS,
+     "End of input: classify every connection's close and Zeek conn_state."},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters as a dict."},
+    {"conn_count", (PyCFunction)Engine_conn_count, METH_NOARGS, "Number of connections."},
+    {"conn", (PyCFunction)Engine_conn, METH_O, "One connection's raw fields as a tuple."},
+    {"transitions", (PyCFunction)Engine_transitions, METH_O,
+     "One connection's endpoint state changes."},
+    {"rows", (PyCFunction)Engine_rows, METH_NOARGS, "Recorded per-packet rows."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "analyzer._engine.Engine",
+    .tp_basicsize = sizeof(EngineObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Frames, decodes and tracks TCP connections (no I/O).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Engine_init,
+    .tp_dealloc = (destructor)Engine_dealloc,
+    .tp_methods = Engine_methods,
+};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "analyzer._engine",
+                                       "Compiled core of handshake-analyzer.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__engine(void) {
+    if (PyType_Ready(&EngineType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    FormatError = PyErr_NewException("analyzer._engine.FormatError", PyExc_ValueError, NULL);
+    Py_INCREF(&EngineType);
+    PyModule_AddObject(m, "Engine", (PyObject *)&EngineType);
+    PyModule_AddObject(m, "FormatError", FormatError);
+    return m;
+}

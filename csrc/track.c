@@ -1,0 +1,491 @@
+/* The connection tracker: a flow table keyed by the 4-tuple, and per connection
+ *  - the RFC 9293 state of both endpoints, driven by analyzer.fsm's table,
+ *  - Zeek's endpoint states, history letters and sequence bookkeeping (conn_state),
+ *  - handshake and close facts (ISNs, options, RTTs, retransmitted SYNs, FIN order).
+ * It does no I/O: it is fed frames or segments with their timestamps. */
+#include <stdlib.h>
+#include <string.h>
+#include "track.h"
+#include "zeek.h"
+
+#define NO_TRANS UINT32_MAX
+
+static inline int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+/* ---- memory ------------------------------------------------------------------------- */
+
+static int grow(Tracker *t, void **p, uint64_t *cap, uint64_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    uint64_t n = *cap ? *cap : 1024;
+    while (n < need) n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q) { t->oom = 1; return -1; }
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int tracker_init(Tracker *t, const uint8_t *fsm) {
+    memset(t, 0, sizeof *t);
+    memcpy(t->fsm, fsm, sizeof t->fsm);
+    t->slot_mask = 4095;
+    t->slots = calloc(t->slot_mask + 1, sizeof *t->slots);
+    t->record_conn = -1;
+    t->port_filter = -1;
+    /* Zeek's defaults (init-bare.zeek). */
+    t->attempt_ns = 5000000000ll;
+    t->close_ns = 5000000000ll;
+    t->reset_ns = 5000000000ll;
+    t->partial_close_ns = 3000000000ll;
+    t->inactivity_ns = 300000000000ll;
+    return t->slots ? 0 : -1;
+}
+
+void tracker_free(Tracker *t) {
+    for (uint32_t i = 0; i < t->n_conns; i++)
+        if (t->conns[i].hist != t->conns[i].hist_inline) free(t->conns[i].hist);
+    free(t->conns);
+    free(t->slots);
+    free(t->trans);
+    free(t->rows);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- flow table --------------------------------------------------------------------- */
+
+static inline uint64_t mix(uint64_t h) {
+    h ^= h >> 33; h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
+static uint64_t key_hash(uint8_t fam, const uint8_t *a, const uint8_t *b, uint16_t pa,
+                         uint16_t pb) {
+    uint64_t w[4];
+    memcpy(w, a, 16);
+    memcpy(w + 2, b, 16);
+    uint64_t h = mix((uint64_t)fam << 32 ^ (uint64_t)pa << 16 ^ pb ^ w[0]);
+    if (fam == 6) h = mix(h ^ w[1]);
+    h = mix(h ^ w[2]);
+    if (fam == 6) h = mix(h ^ w[3]);
+    return h;
+}
+
+static uint32_t *find_slot(Tracker *t, uint8_t fam, const uint8_t *a, const uint8_t *b,
+                           uint16_t pa, uint16_t pb) {
+    uint32_t i = (uint32_t)key_hash(fam, a, b, pa, pb) & t->slot_mask;
+    for (;;) {
+        uint32_t v = t->slots[i];
+        if (!v) return &t->slots[i];
+        const Conn *c = &t->conns[v - 1];
+        if (c->port[0] == pa && c->port[1] == pb && c->family == fam &&
+            !memcmp(c->addr[0], a, 16) && !memcmp(c->addr[1], b, 16))
+            return &t->slots[i];
+        i = (i + 1) & t->slot_mask;
+    }
+}
+
+static int rehash(Tracker *t) {
+    uint32_t size = (t->slot_mask + 1) * 2;
+    uint32_t *n = calloc(size, sizeof *n);
+    if (!n) { t->oom = 1; return -1; }
+    free(t->slots);
+    t->slots = n;
+    t->slot_mask = size - 1;
+    t->slot_used = 0;
+    for (uint32_t k = 0; k < t->n_conns; k++) { /* later conns of a tuple win */
+        Conn *c = &t->conns[k];
+        uint32_t *s = find_slot(t, c->family, c->addr[0], c->addr[1], c->port[0], c->port[1]);
+        if (!*s) t->slot_used++;
+        *s = k + 1;
+    }
+    return 0;
+}
+
+/* ---- transitions --------------------------------------------------------------------- */
+
+static void add_transition(Tracker *t, Conn *c, int side, uint8_t state, uint8_t how,
+                           uint8_t input, int64_t ts, uint64_t pkt) {
+    uint64_t cap = t->cap_trans;
+    if (grow(t, (void **)&t->trans, &cap, (uint64_t)t->n_trans + 1, sizeof *t->trans)) return;
+    t->cap_trans = (uint32_t)cap;
+    uint32_t k = t->n_trans++;
+    Transition *tr = &t->trans[k];
+    tr->ts_ns = ts;
+    tr->pkt_no = pkt;
+    tr->next = NO_TRANS;
+    tr->side = (uint8_t)side;
+    tr->state = state;
+    tr->how = how;
+    tr->input = input;
+    if (c->trans_tail == NO_TRANS) c->trans_head = k;
+    else t->trans[c->trans_tail].next = k;
+    c->trans_tail = k;
+}
+
+/* Set an endpoint's first known state (inferred from what it was seen doing). */
+static void set_initial(Tracker *t, Conn *c, int side, uint8_t state, int64_t ts,
+                        uint64_t pkt) {
+    c->s[side].st = state;
+    add_transition(t, c, side, state, 1, 0xFF, ts, pkt);
+}
+
+/* Feed one input to one endpoint through the RFC 9293 table (analyzer.fsm). */
+static int rfc_input(Tracker *t, Conn *c, int side, int input, int64_t ts, uint64_t pkt) {
+    Side *e = &c->s[side];
+    if (e->st == ST_NONE) return 0;
+    uint8_t nxt = t->fsm[e->st * N_INPUTS + input];
+    if (nxt == 0xFF) { /* unexpected here: lost packets or a mid-stream start */
+        c->unexpected++;
+        add_transition(t, c, side, e->st, 2, (uint8_t)input, ts, pkt);
+        return 1;
+    }
+    if (nxt != e->st) {
+        e->st = nxt;
+        add_transition(t, c, side, nxt, 0, (uint8_t)input, ts, pkt);
+    }
+    return 0;
+}
+
+/* ---- connection creation and roles --------------------------------------------------- */
+
+static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint8_t *b,
+                      uint16_t pa, uint16_t pb, uint32_t *slot) {
+    uint64_t cap = t->cap_conns;
+    if (grow(t, (void **)&t->conns, &cap, (uint64_t)t->n_conns + 1, sizeof *t->conns))
+        return NULL;
+    t->cap_conns = (uint32_t)cap;
+    uint32_t k = t->n_conns++;
+    Conn *c = &t->conns[k];
+    memset(c, 0, sizeof *c);
+    c->family = s->family;
+    memcpy(c->addr[0], a, 16);
+    memcpy(c->addr[1], b, 16);
+    c->port[0] = pa;
+    c->port[1] = pb;
+    c->id = k;
+    c->first_pkt = s->pkt_no;
+    c->first_ts = s->ts_ns;
+    c->trans_head = c->trans_tail = NO_TRANS;
+    c->hist = c->hist_inline;
+    c->hist_cap = sizeof c->hist_inline;
+    c->hist[0] = 0;
+    for (int i = 0; i < 2; i++) {
+        c->s[i].st = ST_NONE;
+        c->s[i].mss = -1;
+        c->s[i].wscale = -1;
+    }
+    if (!*slot) t->slot_used++;
+    *slot = k + 1;
+    return c;
+}
+
+/* ---- RFC 9293 view: segment -> inputs for both endpoints ------------------------------ */
+
+/* Infer the sender's state the first time it is seen. */
+static void infer_sender(Tracker *t, Conn *c, int from, const Segment *s) {
+    Side *e = &c->s[from], *p = &c->s[from ^ 1];
+    int syn = s->flags & F_SYN, ack = s->flags & F_ACK;
+    int64_t ts = s->ts_ns;
+    uint64_t pkt = s->pkt_no;
+    int peer_syn_pending = p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT;
+    if (syn && !ack) {
+        e->st = TS_CLOSED; /* the active opener: CLOSED is left at once, not listed */
+        return;
+    }
+    if (syn && ack) {
+        if (peer_syn_pending) {
+            /* a passive open: LISTEN since the first SYN, SYN_RECEIVED at the SYN it
+             * answers (an earlier one may have been dropped, e.g. a full backlog) */
+            set_initial(t, c, from, TS_LISTEN, p->first_syn_ts, c->first_pkt);
+            e->st = TS_LISTEN;
+            rfc_input(t, c, from, IN_RECV_SYN, p->last_syn_ts, pkt);
+        } else {
+            set_initial(t, c, from, TS_LISTEN, ts, pkt);
+        }
+        return;
+    }
+    if ((s->flags & F_RST) && peer_syn_pending) {
+        set_initial(t, c, from, TS_CLOSED, p->first_syn_ts, c->first_pkt); /* refused */
+        return;
+    }
+    set_initial(t, c, from, TS_ESTABLISHED, ts, pkt); /* mid-stream, or an odd answer */
+}
+
+/* Infer the receiver's state when a segment reaches it before it was seen sending. */
+static void infer_receiver(Tracker *t, Conn *c, int to, const Segment *s) {
+    int syn = s->flags & F_SYN, ack = s->flags & F_ACK;
+    /* A SYN's target stays unknown until it answers; a RST says nothing about it. */
+    if ((syn && !ack) || (s->flags & F_RST)) return;
+    set_initial(t, c, to, syn ? TS_SYN_SENT : TS_ESTABLISHED, s->ts_ns, s->pkt_no);
+}
+
+static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
+    Side *e = &c->s[from], *p = &c->s[from ^ 1];
+    int to = from ^ 1;
+    uint8_t f = s->flags;
+    int64_t ts = s->ts_ns;
+    uint64_t pkt = s->pkt_no;
+    int syn = f & F_SYN, ack = f & F_ACK, fin = f & F_FIN, rst = f & F_RST;
+
+    if (e->st == ST_NONE) {
+        int simultaneous = syn && !ack && p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT;
+        infer_sender(t, c, from, s);
+        if (simultaneous) {
+            /* each side sent a SYN before it saw the other's (RFC 9293 figure 7) */
+            c->simultaneous_open = 1;
+            rfc_input(t, c, from, IN_SEND_SYN, ts, pkt);
+            rfc_input(t, c, from, IN_RECV_SYN, ts, pkt);
+            e->sent_syn = 1;
+            goto receiver;
+        }
+    }
+    /* The sender: what it sent says what it did (SYN, then FIN, then RST). */
+    if (syn) rfc_input(t, c, from, ack ? IN_SEND_SYN_ACK : IN_SEND_SYN, ts, pkt);
+    if (fin) rfc_input(t, c, from, IN_SEND_FIN, ts, pkt);
+    if (rst) rfc_input(t, c, from, IN_SEND_RST, ts, pkt);
+
+receiver:
+    if (p->st == ST_NONE) {
+        infer_receiver(t, c, to, s);
+        if (p->st == ST_NONE) return;
+    }
+    /* The receiver, in RFC 9293 section 3.10.7.4 order: RST, SYN, ACK, FIN. */
+    if (rst) {
+        rfc_input(t, c, to, IN_RECV_RST, ts, pkt);
+        return;
+    }
+    if (syn) {
+        rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
+    }
+    if (ack && !syn && (p->sent_syn || p->sent_synack) && p->st == TS_SYN_RECEIVED &&
+        seq_geq(s->ack, p->syn_end))
+        rfc_input(t, c, to, IN_RECV_ACK_OF_SYN, ts, pkt);
+    if (ack && p->sent_fin && !p->fin_acked_ts && seq_geq(s->ack, p->fin_end)) {
+        p->fin_acked_ts = ts;
+        p->fin_acked_pkt = pkt;
+        rfc_input(t, c, to, IN_RECV_ACK_OF_FIN, ts, pkt);
+    }
+    if (fin) rfc_input(t, c, to, IN_RECV_FIN, ts, pkt);
+}
+
+/* ---- handshake and close facts --------------------------------------------------------- */
+
+static void note_facts(Conn *c, int from, const Segment *s) {
+    Side *e = &c->s[from], *p = &c->s[from ^ 1];
+    uint8_t f = s->flags;
+    int64_t ts = s->ts_ns;
+    if (f & F_SYN) {
+        if (!(e->sent_syn || e->sent_synack)) {
+            e->isn = s->seq;
+            e->syn_end = s->seq + 1;
+            e->first_syn_ts = ts;
+            e->mss = s->mss;
+            e->wscale = s->wscale;
+            e->sack_ok = s->sack_ok;
+            e->ts_ok = s->ts_present;
+            e->have_opts = 1;
+        }
+        e->last_syn_ts = ts;
+        if (f & F_ACK) {
+            if (!e->sent_synack && p->sent_syn && !c->hs_synack_ts) {
+                c->hs_synack_ts = ts;
+                c->hs_syn_ts = p->last_syn_ts;
+                c->hs_first_syn_ts = p->first_syn_ts;
+            }
+            e->sent_synack = 1;
+            e->synack_count++;
+        } else {
+            e->sent_syn = 1;
+            e->syn_count++;
+        }
+    } else if ((f & F_ACK) && c->hs_synack_ts && !c->hs_ack_ts && e->sent_syn &&
+               p->sent_synack && seq_geq(s->ack, p->syn_end)) {
+        c->hs_ack_ts = ts; /* the ACK that completes the three-way handshake */
+        c->hs_complete = 1;
+    }
+    if ((f & F_SYN) && (f & F_ACK) && e->sent_syn && p->sent_syn) {
+        c->simultaneous_open = 1; /* a SYN-ACK from a side that also sent a bare SYN */
+        if (p->synack_count && !c->hs_complete) { c->hs_complete = 1; c->hs_ack_ts = ts; }
+    }
+    if (s->payload_len && p->sent_fin) e->data_after_peer_fin = 1;
+    if ((f & F_FIN) && !e->sent_fin) {
+        e->sent_fin = 1;
+        e->fin_ts = ts;
+        e->fin_pkt = s->pkt_no;
+        e->fin_end = s->seq + s->payload_len + ((f & F_SYN) ? 1 : 0) + 1;
+        if (p->sent_fin) {
+            e->fin_acks_peer_fin = (f & F_ACK) && seq_geq(s->ack, p->fin_end);
+            /* four-way: a separate ACK of the peer's FIN came before this FIN */
+            e->peer_fin_acked_before_our_fin = p->fin_acked_pkt && p->fin_acked_pkt < s->pkt_no;
+        }
+    }
+    if ((f & F_RST) && !e->sent_rst) {
+        e->sent_rst = 1;
+        e->rst_ts = ts;
+    }
+}
+
+/* ---- per packet ------------------------------------------------------------------------ */
+
+void tracker_segment(Tracker *t, const Segment *s) {
+    if (t->port_filter >= 0 && s->sport != t->port_filter && s->dport != t->port_filter) {
+        t->skipped_port++;
+        return;
+    }
+    /* Canonical key: the lower (address, port) is side 0. */
+    int cmp = memcmp(s->src, s->dst, 16);
+    int from = (cmp > 0 || (cmp == 0 && s->sport > s->dport)) ? 1 : 0;
+    const uint8_t *a = from ? s->dst : s->src, *b = from ? s->src : s->dst;
+    uint16_t pa = from ? s->dport : s->sport, pb = from ? s->sport : s->dport;
+
+    if ((t->slot_used + 1) * 2 > t->slot_mask + 1 && rehash(t)) return;
+    uint32_t *slot = find_slot(t, s->family, a, b, pa, pb);
+    Conn *c = *slot ? &t->conns[*slot - 1] : NULL;
+    if (c && (zeek_expired(t, c, s->ts_ns) || zeek_is_reuse(c, s))) {
+        conn_finish(t, c);
+        c = NULL;
+    }
+    if (!c) {
+        c = new_conn(t, s, a, b, pa, pb, slot);
+        if (!c) return;
+        zeek_new_conn(t, c, from, s);
+    }
+    Side *e = &c->s[from];
+    c->last_pkt = s->pkt_no;
+    c->last_ts = s->ts_ns;
+
+    if (s->csum_bad) { /* like Zeek: record 'C', leave the state alone */
+        t->bad_checksum++;
+        zeek_bad_checksum(c, from);
+        return;
+    }
+    e->pkts++;
+    e->payload += s->payload_len;
+    e->ip_bytes += s->ip_len;
+
+    zeek_process(t, c, from, s);
+    rfc_segment(t, c, from, s);
+    note_facts(c, from, s);
+
+    if (t->record_conn == -2 || t->record_conn == (int64_t)c->id) {
+        uint64_t cap = t->cap_rows;
+        if (!grow(t, (void **)&t->rows, &cap, t->n_rows + 1, sizeof *t->rows)) {
+            t->cap_rows = cap;
+            PacketRow *r = &t->rows[t->n_rows++];
+            r->pkt_no = s->pkt_no;
+            r->ts_ns = s->ts_ns;
+            r->conn = c->id;
+            r->seq = s->seq;
+            r->ack = s->ack;
+            r->len = s->payload_len;
+            r->win = s->win;
+            r->from_side = (uint8_t)from;
+            r->flags = s->flags;
+            r->state[0] = c->s[0].st;
+            r->state[1] = c->s[1].st;
+            r->unexpected = (uint8_t)(c->trans_tail != NO_TRANS &&
+                                      t->trans[c->trans_tail].pkt_no == s->pkt_no &&
+                                      t->trans[c->trans_tail].how == 2);
+            r->pad = 0;
+        }
+    }
+}
+
+void tracker_frame(void *ctx, uint32_t linktype, int64_t ts_ns, const uint8_t *data,
+                   size_t caplen, uint32_t origlen) {
+    Tracker *t = ctx;
+    Segment s;
+    (void)origlen;
+    t->frames++;
+    int r = decode_frame(linktype, data, caplen, &s, t->verify_checksums);
+    t->decoded[r]++;
+    if (r != DEC_TCP) return;
+    s.ts_ns = ts_ns;
+    s.pkt_no = t->frames;
+    tracker_segment(t, &s);
+}
+
+/* ---- end of a connection: close kind and Zeek conn_state --------------------------------- */
+
+static uint8_t who_of(const Conn *c, int side0, int side1) {
+    uint8_t w = 0;
+    if (side0) w |= (c->orig == 0) ? WHO_CLIENT : WHO_SERVER;
+    if (side1) w |= (c->orig == 1) ? WHO_CLIENT : WHO_SERVER;
+    return w;
+}
+
+static void classify_close(Conn *c) {
+    const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
+    c->time_wait = who_of(c, c->s[0].st == TS_TIME_WAIT, c->s[1].st == TS_TIME_WAIT);
+    c->reset_by = who_of(c, c->s[0].sent_rst, c->s[1].sent_rst);
+    c->half_close = c->s[0].data_after_peer_fin || c->s[1].data_after_peer_fin;
+    c->close_initiator = WHO_NONE;
+    if (o->sent_syn && !o->sent_synack && r->pkts == 0 && !r->sent_rst) {
+        c->close_kind = CK_UNANSWERED;
+        return;
+    }
+    if (o->sent_syn && !r->sent_synack && r->sent_rst && !r->sent_syn) {
+        c->close_kind = CK_REFUSED;
+        c->close_initiator = WHO_SERVER;
+        return;
+    }
+    /* first and second FIN, by time */
+    int first = -1;
+    if (c->s[0].sent_fin && c->s[1].sent_fin)
+        first = c->s[0].fin_pkt <= c->s[1].fin_pkt ? 0 : 1;
+    else if (c->s[0].sent_fin) first = 0;
+    else if (c->s[1].sent_fin) first = 1;
+    int64_t rst_ts = 0;
+    for (int i = 0; i < 2; i++)
+        if (c->s[i].sent_rst && (!rst_ts || c->s[i].rst_ts < rst_ts)) rst_ts = c->s[i].rst_ts;
+    int both_fin_acked = c->s[0].sent_fin && c->s[1].sent_fin && c->s[0].fin_acked_ts &&
+                         c->s[1].fin_acked_ts;
+    int64_t done_ts = 0;
+    if (both_fin_acked)
+        done_ts = c->s[0].fin_acked_ts > c->s[1].fin_acked_ts ? c->s[0].fin_acked_ts
+                                                               : c->s[1].fin_acked_ts;
+    if (rst_ts && (!both_fin_acked || rst_ts < done_ts)) {
+        c->close_kind = CK_RESET;
+        int i0 = c->s[0].sent_rst && c->s[0].rst_ts == rst_ts;
+        int i1 = c->s[1].sent_rst && c->s[1].rst_ts == rst_ts;
+        c->close_initiator = who_of(c, i0, i1);
+        return;
+    }
+    if (first < 0) {
+        c->close_kind = CK_OPEN;
+        return;
+    }
+    const Side *second = &c->s[first ^ 1];
+    if (!second->sent_fin) {
+        c->close_kind = CK_INCOMPLETE;
+        c->close_initiator = who_of(c, first == 0, first == 1);
+        return;
+    }
+    if (!second->fin_acks_peer_fin) {
+        c->close_kind = CK_SIMULTANEOUS;
+        c->close_initiator = WHO_BOTH;
+    } else {
+        c->close_kind = second->peer_fin_acked_before_our_fin ? CK_FOUR_WAY : CK_THREE_WAY;
+        c->close_initiator = who_of(c, first == 0, first == 1);
+    }
+    if (!both_fin_acked) c->close_kind = CK_INCOMPLETE;
+}
+
+void conn_finish(Tracker *t, Conn *c) {
+    (void)t;
+    if (c->finished) return;
+    c->finished = 1;
+    classify_close(c);
+    c->conn_state = (uint8_t)zeek_conn_state(c);
+}
+
+void tracker_finish(Tracker *t) {
+    for (uint32_t i = 0; i < t->n_conns; i++) conn_finish(t, &t->conns[i]);
+}
+
+uint64_t conn_zeek_size(const Conn *c, int role_orig) {
+    int side = role_orig ? c->orig : c->orig ^ 1;
+    return zeek_size(&c->s[side], &c->s[side ^ 1]);
+}

@@ -1,0 +1,43 @@
+#ifndef HS_TRACK_H
+#define HS_TRACK_H
+#include "engine.h"
+#include "decode.h"
+
+/* Close kinds, in analyzer.records.CLOSE_KINDS order. */
+enum { CK_OPEN = 0, CK_FOUR_WAY, CK_THREE_WAY, CK_SIMULTANEOUS, CK_RESET, CK_REFUSED,
+       CK_UNANSWERED, CK_INCOMPLETE };
+/* Who: a bit set of roles. */
+enum { WHO_NONE = 0, WHO_CLIENT = 1, WHO_SERVER = 2, WHO_BOTH = 3 };
+/* Zeek conn_state, in analyzer.records.CONN_STATES order. */
+enum { CS_S0 = 0, CS_S1, CS_SF, CS_REJ, CS_S2, CS_S3, CS_RSTO, CS_RSTR, CS_RSTOS0, CS_RSTRH,
+       CS_SH, CS_SHR, CS_OTH };
+
+typedef struct {
+    Conn *conns;
+    uint32_t n_conns, cap_conns;
+    uint32_t *slots;          /* open addressing: conn index + 1, 0 = empty */
+    uint32_t slot_mask, slot_used;
+    Transition *trans;
+    uint32_t n_trans, cap_trans;
+    PacketRow *rows;
+    uint64_t n_rows, cap_rows;
+    int64_t record_conn;      /* -1: no rows, -2: every TCP packet, else one conn id */
+    uint8_t fsm[N_TCP_STATES * N_INPUTS];
+    int verify_checksums;
+    int zeek_timers;          /* split connections on Zeek's timers too */
+    int32_t port_filter;      /* -1: all ports */
+    int64_t attempt_ns, close_ns, reset_ns, partial_close_ns, inactivity_ns;
+    uint64_t decoded[DEC__COUNT];
+    uint64_t frames, skipped_port, bad_checksum;
+    uint32_t transitions_read; /* live readers: transitions already handed out */
+    int oom;
+} Tracker;
+
+int tracker_init(Tracker *t, const uint8_t *fsm_table);
+void tracker_free(Tracker *t);
+void tracker_frame(void *ctx, uint32_t linktype, int64_t ts_ns, const uint8_t *data,
+                   size_t caplen, uint32_t origlen);
+void tracker_segment(Tracker *t, const Segment *seg);
+void tracker_finish(Tracker *t);
+void conn_finish(Tracker *t, Conn *c);
+#endif
