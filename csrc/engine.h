@@ -128,9 +128,15 @@ typedef struct {
     uint8_t z_inactivity_long; /* tcp_inactivity_timeout in force (else udp's 60 s) */
     int64_t z_last_time;      /* Conn::last_time: frozen once both sides did_close */
     int64_t t_attempt, t_expire, t_delete; /* pending timers, 0 = none */
-    char *hist;               /* Zeek history */
+    char *hist_heap;          /* Zeek history when longer than hist_inline, else NULL */
     uint16_t hist_len, hist_cap;
     char hist_inline[24];
 } Conn;
+
+/* The history string: the array of connections moves, so no pointer into it is kept. */
+static inline char *conn_hist(Conn *c) { return c->hist_heap ? c->hist_heap : c->hist_inline; }
+static inline const char *conn_hist_c(const Conn *c) {
+    return c->hist_heap ? c->hist_heap : c->hist_inline;
+}
 
 #endif

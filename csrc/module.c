@@ -182,7 +182,7 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     v[k++] = PyLong_FromUnsignedLongLong(o->ip_bytes);
     v[k++] = PyLong_FromUnsignedLongLong(r->ip_bytes);
     v[k++] = PyLong_FromLong(c->conn_state);
-    v[k++] = PyUnicode_FromStringAndSize(c->hist, c->hist_len);
+    v[k++] = PyUnicode_FromStringAndSize(conn_hist_c(c), c->hist_len);
     v[k++] = PyBool_FromLong(c->hs_complete);
     v[k++] = PyBool_FromLong(c->simultaneous_open);
     v[k++] = PyLong_FromUnsignedLong(o->syn_count ? o->syn_count - 1 : 0);

@@ -44,7 +44,7 @@ int tracker_init(Tracker *t, const uint8_t *fsm) {
 
 void tracker_free(Tracker *t) {
     for (uint32_t i = 0; i < t->n_conns; i++)
-        if (t->conns[i].hist != t->conns[i].hist_inline) free(t->conns[i].hist);
+        free(t->conns[i].hist_heap);
     free(t->conns);
     free(t->slots);
     free(t->trans);
@@ -168,9 +168,7 @@ static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint
     c->first_pkt = s->pkt_no;
     c->first_ts = s->ts_ns;
     c->trans_head = c->trans_tail = NO_TRANS;
-    c->hist = c->hist_inline;
-    c->hist_cap = sizeof c->hist_inline;
-    c->hist[0] = 0;
+    c->hist_cap = sizeof c->hist_inline; /* memset left hist_heap NULL, inline "" */
     for (int i = 0; i < 2; i++) {
         c->s[i].st = ST_NONE;
         c->s[i].mss = -1;

@@ -28,19 +28,20 @@ void hist_push(Conn *c, char ch) {
     if (c->hist_len + 2 > c->hist_cap) {
         uint16_t cap = (uint16_t)(c->hist_cap * 2);
         char *n;
-        if (c->hist == c->hist_inline) {
+        if (!c->hist_heap) {
             n = malloc(cap);
             if (!n) return;
-            memcpy(n, c->hist, c->hist_len);
+            memcpy(n, c->hist_inline, c->hist_len);
         } else {
-            n = realloc(c->hist, cap);
+            n = realloc(c->hist_heap, cap);
             if (!n) return;
         }
-        c->hist = n;
+        c->hist_heap = n;
         c->hist_cap = cap;
     }
-    c->hist[c->hist_len++] = ch;
-    c->hist[c->hist_len] = 0;
+    char *h = conn_hist(c);
+    h[c->hist_len++] = ch;
+    h[c->hist_len] = 0;
 }
 
 static void add_history(Conn *c, int side, char code) {
@@ -458,7 +459,7 @@ int zeek_conn_state(const Conn *c) {
     if (os == Z_RESET) {
         if (r_inactive) {
             /* history == /\^?S[^HAFGIQ]*R.* / (a whole-string match) */
-            const char *h = c->hist;
+            const char *h = conn_hist_c(c);
             if (*h == '^') h++;
             if (*h == 'S') {
                 for (h++; *h; h++) {
