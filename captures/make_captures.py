@@ -101,6 +101,7 @@ class Conn:
     client_events: list[str] = field(default_factory=list)
     time_wait: str = "unknown"
     observed: dict[str, object] = field(default_factory=dict)
+    frames: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def client(self) -> Endpoint:
@@ -552,10 +553,12 @@ def parse_tcp(frame_no: int, ts: float, iface: int, linktype: int, frame: bytes)
     if ethertype == 0x0800 and pkt[9] == 6:
         ihl = (pkt[0] & 0x0F) * 4
         total = struct.unpack_from("!H", pkt, 2)[0]
-        src, dst = socket.inet_ntop(socket.AF_INET, pkt[12:16]), socket.inet_ntop(socket.AF_INET, pkt[16:20])
+        src = socket.inet_ntop(socket.AF_INET, pkt[12:16])
+        dst = socket.inet_ntop(socket.AF_INET, pkt[16:20])
         tcp, tcp_total = pkt[ihl:], total - ihl
     elif ethertype == 0x86DD and pkt[6] == 6:
-        src, dst = socket.inet_ntop(socket.AF_INET6, pkt[8:24]), socket.inet_ntop(socket.AF_INET6, pkt[24:40])
+        src = socket.inet_ntop(socket.AF_INET6, pkt[8:24])
+        dst = socket.inet_ntop(socket.AF_INET6, pkt[24:40])
         tcp, tcp_total = pkt[40:], struct.unpack_from("!H", pkt, 4)[0]
     else:
         return None
@@ -622,8 +625,9 @@ def acked_by(segs: list[Segment], sender: Endpoint, target: int, after: int) -> 
 
 
 def fin_close_kind(segs: list[Segment], client: Endpoint, server: Endpoint) -> tuple[str, str]:
-    fins = {ep: next((s for s in segs if s.src == ep and s.flags & FIN), None) for ep in (client, server)}
-    present = [f for f in fins.values() if f is not None]
+    firsts = (next((s for s in segs if s.src == ep and s.flags & FIN), None)
+              for ep in (client, server))
+    present = [f for f in firsts if f is not None]
     side = {client: "client", server: "server"}
     if not present:
         return "open", "none"
@@ -693,7 +697,7 @@ def analyse_file(path: Path, conns: list[Conn], primary: bool) -> list[str]:
     for conn in conns:
         mine = conn_segments(segs, conn)
         frames = [s.frame for s in mine]
-        conn.observed.setdefault("frames", {})[path.name] = frames  # type: ignore[union-attr]
+        conn.frames[path.name] = frames
         for iface in sorted({s.iface for s in segs}):
             per_iface = [s for s in mine if s.iface == iface]
             if not per_iface:
@@ -715,7 +719,7 @@ def check_expectations(conns: list[Conn]) -> list[str]:
             notes.append(f"scenario {conn.id}: intended {conn.intended_close_kind}, "
                          f"capture shows {conn.observed.get('close_kind')}")
     backlog = [c for c in conns if c.scenario == 6]
-    if backlog and not any(int(c.observed.get("syn_retransmissions", 0)) > 0 for c in backlog):  # type: ignore[call-overload]
+    if backlog and not any(c.observed.get("syn_retransmissions") not in (0, None) for c in backlog):
         notes.append("scenario 6: no SYN retransmission seen in the capture")
     return notes
 
@@ -733,7 +737,7 @@ def conn_json(conn: Conn) -> dict[str, object]:
         "time_wait": conn.time_wait, "zeek_conn_state": conn.zeek_conn_state,
         "syn_count": obs.get("syn_count"), "syn_retransmissions": obs.get("syn_retransmissions"),
         "syn_times": obs.get("syn_times"), "packets": obs.get("packets"),
-        "frames": obs.get("frames"), "client_events": conn.client_events,
+        "frames": conn.frames, "client_events": conn.client_events,
     }
 
 
@@ -742,7 +746,8 @@ def tool_version(cmd: list[str]) -> str:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "unknown"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
 
 
 def capture_stats(cap: Capture) -> list[str]:
