@@ -12,6 +12,7 @@ setup(
                 "csrc/decode.c",
                 "csrc/track.c",
                 "csrc/zeek.c",
+                "csrc/jsonl.c",
             ],
             depends=[
                 "csrc/engine.h",
@@ -19,6 +20,7 @@ setup(
                 "csrc/decode.h",
                 "csrc/track.h",
                 "csrc/zeek.h",
+                "csrc/jsonl.h",
             ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

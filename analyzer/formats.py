@@ -32,11 +32,18 @@ def _tag(rec: dict[str, Any], cap: Capture, many: bool) -> dict[str, Any]:
 
 
 def write_jsonl(captures: list[Capture], out: TextIO) -> None:
-    many = len(captures) > 1
+    """One object per line. With one file the engine writes the lines itself (the same
+    objects as records.build_record, tests/test_jsonl.py checks); several files add a
+    "file" key to each."""
+    if len(captures) == 1:
+        cap = captures[0]
+        for start in range(0, len(cap), 4096):
+            out.write(cap.engine.jsonl(start, 4096))
+        return
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     for cap in captures:
         for rec in cap.records():
-            out.write(dumps(_tag(rec, cap, many)))
+            out.write(dumps(_tag(rec, cap, True)))
             out.write("\n")
 
 

@@ -22,6 +22,16 @@ STATE_NAMES: Final = tuple(s.name for s in TcpState)
 INPUT_NAMES: Final = tuple(i.name for i in Input)
 
 
+def _share_names() -> None:
+    """The engine's JSON writer takes its names from here (one list, not two)."""
+    from . import _engine
+
+    _engine.set_names(STATE_NAMES, INPUT_NAMES, CONN_STATES, CLOSE_KINDS)
+
+
+_share_names()
+
+
 class RawConn(NamedTuple):
     """The engine's per-connection tuple (csrc/module.c, Engine_conn), field by field."""
 
@@ -81,14 +91,21 @@ def endpoint(family: int, addr: bytes, port: int) -> str:
     return f"[{socket.inet_ntop(socket.AF_INET6, addr)}]:{port}"
 
 
+def secs(ns: int) -> float:
+    """Nanoseconds as seconds, correctly rounded (``ns / 1e9`` rounds twice for
+    epoch-sized values, which would move timestamps by a few hundred nanoseconds)."""
+    whole, frac = divmod(abs(ns), 1_000_000_000)
+    return float(f"{'-' if ns < 0 else ''}{whole}.{frac:09d}")
+
+
 def seconds(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
+    return None if ns is None else secs(ns)
 
 
 def _delta(later: int | None, earlier: int | None) -> float | None:
     if later is None or earlier is None:
         return None
-    return (later - earlier) / 1e9
+    return secs(later - earlier)
 
 
 def _options(opts: tuple[int, int, bool, bool] | None) -> dict[str, Any] | None:
@@ -114,16 +131,16 @@ def build_record(raw: RawConn, transitions: list[tuple[int, int, int, int, int, 
             unexpected.append({"packet": pkt, "endpoint": who, "state": STATE_NAMES[state],
                                "input": INPUT_NAMES[seen]})
         else:
-            states[who].append([ts_ns / 1e9, STATE_NAMES[state]])
+            states[who].append([secs(ts_ns), STATE_NAMES[state]])
     return {
         "id": raw.id,
         "client": endpoint(raw.family, raw.client_addr, raw.client_port),
         "server": endpoint(raw.family, raw.server_addr, raw.server_port),
         "first_packet": raw.first_packet,
         "last_packet": raw.last_packet,
-        "start": raw.first_ns / 1e9,
-        "end": raw.last_ns / 1e9,
-        "duration": (raw.last_ns - raw.first_ns) / 1e9,
+        "start": secs(raw.first_ns),
+        "end": secs(raw.last_ns),
+        "duration": secs(raw.last_ns - raw.first_ns),
         "packets": {"client": raw.packets_client, "server": raw.packets_server},
         "payload_bytes": {"client": raw.payload_client, "server": raw.payload_server},
         "conn_state": CONN_STATES[raw.conn_state],

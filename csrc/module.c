@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "framing.h"
 #include "track.h"
+#include "jsonl.h"
 
 uint64_t conn_zeek_size(const Conn *c, int role_orig);
 
@@ -253,6 +254,42 @@ static PyObject *Engine_transitions(EngineObject *self, PyObject *arg) {
     return out;
 }
 
+/* jsonl(start, count) -> str: JSON lines of connections [start, start + count). */
+static PyObject *Engine_jsonl(EngineObject *self, PyObject *args) {
+    Py_ssize_t start, count;
+    if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
+    if (!NAMES_STATE[0]) {
+        PyErr_SetString(PyExc_RuntimeError, "set_names() was not called");
+        return NULL;
+    }
+    Tracker *t = &self->tracker;
+    if (start < 0) start = 0;
+    size_t end = (size_t)start + (size_t)(count < 0 ? 0 : count);
+    if (end > t->n_conns) end = t->n_conns;
+    Buf line = {0}, all = {0};
+    for (size_t i = (size_t)start; i < end; i++) {
+        if (conn_json(t, &t->conns[i], &line) < 0) goto oom;
+        if (all.len + line.len + 1 > all.cap) {
+            size_t cap = all.cap ? all.cap * 2 : 65536;
+            while (cap < all.len + line.len + 1) cap *= 2;
+            char *d = realloc(all.data, cap);
+            if (!d) goto oom;
+            all.data = d;
+            all.cap = cap;
+        }
+        memcpy(all.data + all.len, line.data, line.len);
+        all.len += line.len;
+    }
+    PyObject *out = PyUnicode_DecodeUTF8(all.data ? all.data : "", (Py_ssize_t)all.len, NULL);
+    free(line.data);
+    free(all.data);
+    return out;
+oom:
+    free(line.data);
+    free(all.data);
+    return PyErr_NoMemory();
+}
+
 /* Recorded packet rows: [(pkt_no, ts_ns, conn, from_client, flags, seq, ack, len, win,
  * client_state, server_state, unexpected)]. */
 static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
@@ -288,6 +325,8 @@ static PyMethodDef Engine_methods[] = {
     {"transitions", (PyCFunction)Engine_transitions, METH_O,
      "One connection's endpoint state changes."},
     {"rows", (PyCFunction)Engine_rows, METH_NOARGS, "Recorded per-packet rows."},
+    {"jsonl", (PyCFunction)Engine_jsonl, METH_VARARGS,
+     "jsonl(start, count) -> JSON lines of those connections (as records.build_record)."},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject EngineType = {
@@ -301,8 +340,43 @@ static PyTypeObject EngineType = {
     .tp_methods = Engine_methods,
 };
 
+static int copy_names(PyObject *seq, const char **dst, Py_ssize_t want) {
+    PyObject *fast = PySequence_Fast(seq, "names must be a sequence");
+    if (!fast) return -1;
+    if (PySequence_Fast_GET_SIZE(fast) != want) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "wrong number of names");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < want; i++) {
+        const char *txt = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
+        if (!txt) { Py_DECREF(fast); return -1; }
+        char *copy = strdup(txt);
+        if (!copy) { Py_DECREF(fast); PyErr_NoMemory(); return -1; }
+        free((char *)dst[i]);
+        dst[i] = copy;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static PyObject *set_names(PyObject *mod, PyObject *args) {
+    PyObject *st, *in, *cs, *ck;
+    if (!PyArg_ParseTuple(args, "OOOO", &st, &in, &cs, &ck)) return NULL;
+    if (copy_names(st, NAMES_STATE, N_TCP_STATES) || copy_names(in, NAMES_INPUT, N_INPUTS) ||
+        copy_names(cs, NAMES_CS, 13) || copy_names(ck, NAMES_CK, 8))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_names", set_names, METH_VARARGS,
+     "set_names(states, inputs, conn_states, close_kinds): names used by Engine.jsonl."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "analyzer._engine",
-                                       "Compiled core of handshake-analyzer.", -1, NULL};
+                                       "Compiled core of handshake-analyzer.", -1,
+                                       module_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__engine(void) {
     if (PyType_Ready(&EngineType) < 0) return NULL;
