@@ -92,6 +92,8 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
             if used == 0:
                 break
             pending = pending[used:]
+    if error is None and source.read_error is not None:
+        error = source.read_error
     stats = engine.stats()
     if error is None and (pending or source.truncated_stream):
         warnings.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "

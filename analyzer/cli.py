@@ -50,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_out(path: str | None) -> TextIO:
+    from .errors import UsageError
+
     if path is None or path == "-":
         return sys.stdout
-    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def cmd_read(args: argparse.Namespace) -> int:

@@ -67,22 +67,43 @@ class FileSource:
                 path, f"not a pcap or pcapng file (starts with 0x{head.hex()})", offset=0,
                 packet=0)
         self.truncated_stream = False
+        self.read_error: CaptureError | None = None  # reading stopped: packets before kept
+
+    def _read(self) -> bytes:
+        """The next chunk. For gzip, read1 pieces so that data decompressed before a cut
+        or a bad CRC is still delivered."""
+        if not self.compressed:
+            return self._stream.read(CHUNK)
+        parts: list[bytes] = []
+        size = 0
+        while size < CHUNK:
+            try:
+                piece = self._stream.read1(CHUNK - size)  # type: ignore[attr-defined]
+            except EOFError:  # gzip stream cut off: what came before is good
+                self.truncated_stream = True
+                break
+            except (OSError, zlib.error) as exc:
+                self.read_error = CaptureError(self.path, f"gzip read error: {exc}")
+                break
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+        return b"".join(parts)
 
     def chunks(self) -> Iterator[Chunk]:
         try:
             while True:
                 try:
-                    data = self._stream.read(CHUNK)
-                except EOFError:  # gzip stream cut off: what came before is good
-                    self.truncated_stream = True
-                    return
-                except (OSError, zlib.error) as exc:
+                    data = self._read()
+                except OSError as exc:
                     raise CaptureError(self.path, f"read error: {exc}") from None
                 if self._head:
                     data, self._head = self._head + data, b""
-                if not data:
+                if data:
+                    yield Chunk(data, self._raw.tell())
+                if not data or self.truncated_stream or self.read_error:
                     return
-                yield Chunk(data, self._raw.tell())
         finally:
             self._raw.close()
 

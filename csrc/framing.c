@@ -153,15 +153,10 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
         const uint8_t *body = h + 8;
         size_t bodylen = blen - 12;
         if (type == 1) {
+            /* an interface with an unsupported link type is only an error once a
+             * packet on it shows up */
             if (add_iface(f, body, bodylen) < 0)
                 return pos ? (long)pos : fail(f, "corrupt pcapng interface block", f->offset + pos);
-            Iface *i = &f->ifaces[f->n_ifaces - 1];
-            if (!link_supported(i->linktype)) {
-                snprintf(f->err, sizeof f->err,
-                         "unsupported link type %u (interface %u) at byte %llu", i->linktype,
-                         f->n_ifaces - 1, (unsigned long long)(f->offset + pos));
-                return pos ? (long)pos : -1;
-            }
         } else if (type == 6 || type == 2) { /* Enhanced / obsolete Packet Block */
             if (bodylen < 20)
                 return pos ? (long)pos : fail(f, "corrupt pcapng packet block", f->offset + pos);
@@ -177,6 +172,12 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
                 return pos ? (long)pos : fail(f, "corrupt pcapng packet block: captured length",
                                               f->offset + pos);
             Iface *i = &f->ifaces[ifid];
+            if (!link_supported(i->linktype)) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "unsupported link type %u (interface %u)",
+                         i->linktype, ifid);
+                return pos ? (long)pos : fail(f, msg, f->offset + pos);
+            }
             f->packets++;
             fn(ctx, i->linktype, to_ns(ts, i->units) + i->offset_s * 1000000000ll, body + 20,
                cap, orig);
@@ -209,12 +210,13 @@ long framer_feed(Framer *f, const uint8_t *buf, size_t len, frame_fn fn, void *c
             f->format = FMT_PCAP;
             used = pcap_header(f, buf, len);
             if (used <= 0) return used;
+            f->offset += (uint64_t)used; /* record offsets count from the file start */
         }
     }
     long n = f->format == FMT_PCAP
                  ? pcap_records(f, buf + used, len - (size_t)used, fn, ctx)
                  : pcapng_blocks(f, buf + used, len - (size_t)used, fn, ctx);
-    if (n < 0) return -1;
-    f->offset += (uint64_t)(used + n);
+    if (n < 0) return used ? used : -1;
+    f->offset += (uint64_t)n;
     return used + n;
 }

@@ -33,6 +33,8 @@ FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 # LINKTYPE_* values
 LT_NULL, LT_ETHERNET, LT_RAW, LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = (
     0, 1, 101, 108, 113, 228, 229, 276)
+LT_RAW_12, LT_RAW_14 = 12, 14  # DLT_RAW's value on some BSDs (12) and OpenBSD (14)
+RAW_TYPES = (LT_RAW, LT_RAW_12, LT_RAW_14, LT_IPV4, LT_IPV6)
 
 NS = 1_000_000_000
 
@@ -308,7 +310,8 @@ class Link:
     @property
     def name(self) -> str:
         names = {LT_NULL: "null", LT_ETHERNET: "eth", LT_RAW: "raw", LT_LOOP: "loop",
-                 LT_SLL: "sll", LT_IPV4: "ipv4", LT_IPV6: "ipv6", LT_SLL2: "sll2"}
+                 LT_SLL: "sll", LT_IPV4: "ipv4", LT_IPV6: "ipv6", LT_SLL2: "sll2",
+                 LT_RAW_12: "raw12", LT_RAW_14: "raw14"}
         name = names.get(self.linktype, str(self.linktype))
         if self.vlans:
             name += "-" + "-".join(f"{tpid:04x}.{vid}" for tpid, vid in self.vlans)
@@ -336,7 +339,7 @@ def frame(link: Link | int, packet: bytes, byteorder: str = "<") -> bytes:
         return sll(packet, ethertype)
     if lt == LT_SLL2:
         return sll2(packet, ethertype)
-    if lt in (LT_RAW, LT_IPV4, LT_IPV6):
+    if lt in RAW_TYPES:
         assert link.supports(version), f"link type {lt} cannot carry IPv{version}"
         return packet
     if lt == LT_NULL:
@@ -552,6 +555,8 @@ def conversation(client: tuple[str, int] = ("10.0.0.1", 40000),
     * ``four_way``: client FIN/ACK, server ACK, server FIN/ACK, client ACK (11 packets);
     * ``three_way``: client FIN/ACK, server FIN/ACK (acking it), client ACK (10 packets).
 
+    An empty ``request`` / ``response`` leaves out that data packet and its ACK.
+
     The default times (1/64 s steps) are exact in microseconds, nanoseconds and binary
     fractions, so every file format stores them without rounding. The server ISN is
     near 2**32 so sequence numbers wrap during the connection.
@@ -566,12 +571,14 @@ def conversation(client: tuple[str, int] = ("10.0.0.1", 40000),
         (True, SYN, c, 0, b"", copts),
         (False, SYN | ACK, s, c + 1, b"", sopts),
         (True, ACK, c + 1, s + 1, b"", b""),
-        (True, PSH | ACK, c + 1, s + 1, request, b""),
-        (False, ACK, s + 1, c + 1 + rq, b"", b""),
-        (False, PSH | ACK, s + 1, c + 1 + rq, response, b""),
-        (True, ACK, c + 1 + rq, s + 1 + rs, b"", b""),
-        (True, FIN | ACK, c + 1 + rq, s + 1 + rs, b"", b""),
     ]
+    if request:  # the request and its ACK
+        script += [(True, PSH | ACK, c + 1, s + 1, request, b""),
+                   (False, ACK, s + 1, c + 1 + rq, b"", b"")]
+    if response:  # the response and its ACK
+        script += [(False, PSH | ACK, s + 1, c + 1 + rq, response, b""),
+                   (True, ACK, c + 1 + rq, s + 1 + rs, b"", b"")]
+    script.append((True, FIN | ACK, c + 1 + rq, s + 1 + rs, b"", b""))
     if close == "four_way":
         script += [
             (False, ACK, s + 1 + rs, c + 2 + rq, b"", b""),
