@@ -33,9 +33,19 @@ KNOWN_BUGS = {
 }
 
 
+# Found by hypothesis; not strict because a run may not draw a failing example.
+FLAKY_BUGS = {
+    "test_extreme_timestamps_json_lines": "timestamps near the int64 limits overflow the "
+                                          "engine's nanosecond arithmetic (csrc/jsonl.c)",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         name = item.name
         reason = KNOWN_BUGS.get(name) or KNOWN_BUGS.get(name.split("[", 1)[0])
         if reason:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        flaky = FLAKY_BUGS.get(name.split("[", 1)[0])
+        if flaky:
+            item.add_marker(pytest.mark.xfail(reason=flaky, strict=False))

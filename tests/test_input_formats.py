@@ -382,7 +382,7 @@ def _with_extra(c: g.Conversation, extra: list[bytes], at: int) -> list[g.Packet
 
 
 def _shifted(ref: list[dict[str, Any]], first: int, last: int) -> list[dict[str, Any]]:
-    out = json.loads(json.dumps(ref))
+    out: list[dict[str, Any]] = json.loads(json.dumps(ref))
     out[0]["first_packet"], out[0]["last_packet"] = first, last
     return out
 
