@@ -185,6 +185,12 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
             if (bodylen < 4 || f->n_ifaces == 0)
                 return pos ? (long)pos : fail(f, "corrupt pcapng simple packet block",
                                               f->offset + pos);
+            if (!link_supported(f->ifaces[0].linktype)) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "unsupported link type %u (interface 0)",
+                         f->ifaces[0].linktype);
+                return pos ? (long)pos : fail(f, msg, f->offset + pos);
+            }
             uint32_t orig = rd32(f, body);
             uint32_t cap = orig;
             if (f->ifaces[0].snaplen && cap > f->ifaces[0].snaplen) cap = f->ifaces[0].snaplen;

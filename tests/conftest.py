@@ -26,8 +26,6 @@ KNOWN_BUGS = {
                                         "engine's 'unset' sentinel, so the close looks open",
     "test_step_matches_rfc[SYN_SENT-SEND_RST]": "the test and fsm.py disagree on SEND_RST in "
                                                 "SYN_SENT; to settle against RFC 9293 3.10.5",
-    "test_unsupported_link_type_second_interface_pcapng":
-        "the error names the interface only when its first packet arrives",
     "test_corpus_trace_loads[gtp2_different_udp_port.pcap]":
         "TCP inside GTP-U tunnels is not decoded (issue 3)",
 }

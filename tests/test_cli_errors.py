@@ -182,16 +182,38 @@ def test_unsupported_link_type_pcap(tmp_path: Path, byteorder: str) -> None:
 
 
 def test_unsupported_link_type_pcapng(tmp_path: Path) -> None:
+    data = g.pcapng_file(FRAMES, [g.Interface(147)])
     path = tmp_path / "lt147.pcapng"
-    path.write_bytes(g.pcapng_file(FRAMES, [g.Interface(147)]))
+    path.write_bytes(data)
+    first = ng_offsets(data)[0]
+    assert_error(handshake("read", path), path, "unsupported link type 147", "interface 0",
+                 f"at byte {first}")
+
+
+def test_unsupported_link_type_pcapng_simple_packet_blocks(tmp_path: Path) -> None:
+    """Simple packet blocks on an unsupported interface are the same error as EPBs, not
+    silently dropped (11 frames, 0 TCP, no counter and no message)."""
+    data = g.pcapng_file(FRAMES, [g.Interface(147)], block="spb")
+    path = tmp_path / "spb147.pcapng"
+    path.write_bytes(data)
     assert_error(handshake("read", path), path, "unsupported link type 147", "interface 0")
 
 
-def test_unsupported_link_type_second_interface_pcapng(tmp_path: Path) -> None:
-    """The error names the interface that has the unsupported link type (ids from 0)."""
+def test_unsupported_link_type_on_a_later_interface(tmp_path: Path) -> None:
+    """Packets 1-3 on a supported interface, packet 4 on interface 1 (link type 147): the
+    error names interface 1 (ids count from 0) and where its packet is; the connection
+    seen so far is still printed."""
+    ifaces = [g.Interface(g.LT_ETHERNET), g.Interface(147)]
+    pk = [g.Packet(p.ts_ns, p.data, 0 if k < 3 else 1) for k, p in enumerate(FRAMES)]
+    data = g.pcapng_file(pk, ifaces)
     path = tmp_path / "lt147b.pcapng"
-    path.write_bytes(g.pcapng_file(FRAMES, [g.Interface(g.LT_ETHERNET), g.Interface(147)]))
-    assert_error(handshake("read", path), path, "unsupported link type 147", "interface 1")
+    path.write_bytes(data)
+    at = ng_offsets(data)[3]
+    res = handshake("read", path, "--format", "jsonl")
+    assert_error(res, path, "unsupported link type 147", "(interface 1)", f"at byte {at}",
+                 "after packet 3")
+    [rec] = jsonl(res)
+    assert rec["last_packet"] == 3
 
 
 def test_unused_unsupported_interface_is_harmless(tmp_path: Path) -> None:
@@ -406,6 +428,29 @@ def test_gzip_corrupt_stream(tmp_path: Path) -> None:
     res = handshake("read", path)
     assert res.status in (0, 2)
     assert res.err.startswith("handshake: ")
+
+
+# ---- several files ------------------------------------------------------------------------
+
+
+def test_several_files_one_corrupt(good: Path, tmp_path: Path) -> None:
+    """Every file is reported (with its name); the corrupt one adds its error line and
+    makes the exit status 2."""
+    data = bytearray(good_pcap())
+    struct.pack_into("<I", data, OFFSETS[3] + 8, 0x7FFFFFF0)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(bytes(data))
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(good_pcap()[:OFFSETS[-1] + 3])
+    res = handshake("read", good, bad, cut, "--format", "jsonl")
+    assert res.status == 2
+    recs = jsonl(res)
+    assert [r["file"] for r in recs] == [str(good), str(bad), str(cut)]
+    assert [r["last_packet"] for r in recs] == [11, 3, 10]
+    assert res.err.splitlines() == [  # file by file: bad.pcap's error, cut.pcap's warning
+        f"handshake: error: {bad}: corrupt record: captured length 2147483632 exceeds 262144 "
+        f"at byte {OFFSETS[3]} (after packet 3)",
+        f"handshake: warning: {cut}: truncated at byte {OFFSETS[-1]} after packet 10"]
 
 
 # ---- show ---------------------------------------------------------------------------------

@@ -360,6 +360,15 @@ def test_padded_pure_acks_are_not_data(tmp_path: Path, family: str) -> None:
     assert r["close"]["kind"] == "four_way"
 
 
+def test_pcap_link_type_with_fcs_flag(tmp_path: Path,
+                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The link-type field's upper bits say "frames end with a 4-byte FCS"
+    (0x10000000 | 2 << 29): still Ethernet, and the FCS is not payload."""
+    frames = g.framed(conv("v4").packets, g.Link(g.LT_ETHERNET, trailer=b"\x11\x22\x33\x44"))
+    data = g.pcap_file(frames, 0x50000000 | g.LT_ETHERNET)
+    assert records(read_bytes(tmp_path, data)) == reference(tmp_path_factory, "v4")
+
+
 def test_snaplen_cut_frames_count_ip_payload(tmp_path: Path,
                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     """Frames cut to a snapshot length still count the payload the IP header announces."""
