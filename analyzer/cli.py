@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 EXIT_BAD_INPUT = 2
+
+# Subcommands that live in their own modules. Each module imports only the standard
+# library at top level (so ``--help`` stays instant) and defines
+# ``register(sub) -> dict[str, Callable[[argparse.Namespace], int]]``.
+EXTRA_COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 def _port(text: str) -> int:
@@ -46,7 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("conn_id", type=int, metavar="CONN_ID")
     sh.add_argument("--port", type=_port, help="the same filter as given to read")
     sh.add_argument("--verify-checksums", action="store_true")
+    parser.set_defaults(handlers=_extra_commands(sub))
     return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _extra_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
+    import importlib
+
+    handlers: dict[str, Handler] = {}
+    for name in EXTRA_COMMAND_MODULES:
+        handlers.update(importlib.import_module(name).register(sub))
+    return handlers
 
 
 def _open_out(path: str | None) -> TextIO:
@@ -104,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return {"read": cmd_read, "show": cmd_show}[args.command](args)
+        handlers = {"read": cmd_read, "show": cmd_show, **args.handlers}
+        return handlers[args.command](args)
     except HandshakeError as exc:
         print(f"handshake: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

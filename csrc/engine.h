@@ -55,6 +55,7 @@ typedef struct {
     int64_t ts_ns;
     uint64_t pkt_no;
     uint32_t next;        /* next transition of the same connection, or UINT32_MAX */
+    uint32_t conn;        /* the connection's index (live readers drain in order) */
     uint8_t side;         /* key side (0 or 1), mapped to client/server at output */
     uint8_t state;        /* TcpState */
     uint8_t how;          /* 0 normal, 1 inferred initial state, 2 unexpected input */

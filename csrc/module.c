@@ -254,6 +254,30 @@ static PyObject *Engine_transitions(EngineObject *self, PyObject *arg) {
     return out;
 }
 
+/* Transitions not handed out before, in the order they happened:
+ * [(conn_id, role, state, ts_ns, pkt_no, how, input)]. For live views. */
+static PyObject *Engine_drain_transitions(EngineObject *self, PyObject *unused) {
+    Tracker *t = &self->tracker;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (uint32_t k = t->transitions_read; k < t->n_trans; k++) {
+        const Transition *tr = &t->trans[k];
+        const Conn *c = &t->conns[tr->conn];
+        PyObject *item = Py_BuildValue("(IiiLKii)", tr->conn, tr->side == c->orig ? 0 : 1,
+                                       tr->state, (long long)tr->ts_ns,
+                                       (unsigned long long)tr->pkt_no, tr->how,
+                                       tr->input == 0xFF ? -1 : tr->input);
+        if (!item || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    t->transitions_read = t->n_trans;
+    return out;
+}
+
 /* jsonl(start, count) -> str: JSON lines of connections [start, start + count). */
 static PyObject *Engine_jsonl(EngineObject *self, PyObject *args) {
     Py_ssize_t start, count;
@@ -325,6 +349,8 @@ static PyMethodDef Engine_methods[] = {
     {"transitions", (PyCFunction)Engine_transitions, METH_O,
      "One connection's endpoint state changes."},
     {"rows", (PyCFunction)Engine_rows, METH_NOARGS, "Recorded per-packet rows."},
+    {"drain_transitions", (PyCFunction)Engine_drain_transitions, METH_NOARGS,
+     "Transitions since the last call: [(conn_id, role, state, ts_ns, pkt_no, how, input)]."},
     {"jsonl", (PyCFunction)Engine_jsonl, METH_VARARGS,
      "jsonl(start, count) -> JSON lines of those connections (as records.build_record)."},
     {NULL, NULL, 0, NULL}};

@@ -115,6 +115,7 @@ static void add_transition(Tracker *t, Conn *c, int side, uint8_t state, uint8_t
     tr->ts_ns = ts;
     tr->pkt_no = pkt;
     tr->next = NO_TRANS;
+    tr->conn = c->id;
     tr->side = (uint8_t)side;
     tr->state = state;
     tr->how = how;
