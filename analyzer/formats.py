@@ -122,7 +122,7 @@ def _ms(seconds: float | None) -> str:
 
 def write_table(captures: list[Capture], out: TextIO) -> None:
     """80 columns: id, client, server, final states (client/server), close, iRTT, packets."""
-    from .records import CLOSE_KINDS, STATE_NAMES, WHO
+    from .records import CLOSE_KINDS, STATE_NAMES, WHO, irtt_seconds
 
     for cap in captures:
         if len(captures) > 1:
@@ -130,26 +130,27 @@ def write_table(captures: list[Capture], out: TextIO) -> None:
         out.write(f"{'id':>3} {'client':<21} {'server':<21} {'c/s':<5} {'close':<12} "
                   f"{'iRTT':>7} {'pkts':>4}\n")
         lines = []
+        kinds: Counter[str] = Counter()
         for i in range(len(cap)):
             r = RawConn._make(cap.engine.conn(i))
             states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
                               for s in (r.client_final, r.server_final))
             kind = CLOSE_KINDS[r.close_kind]
+            kinds[kind] += 1
             who = WHO[r.close_initiator]
-            close = f"{kind}:{who[0]}" if who and kind not in ("refused",) else kind
-            irtt = None if r.ack_ns is None or r.syn_ns is None else (r.ack_ns - r.syn_ns) / 1e9
+            # refused is always the server, simultaneous always both: no initiator letter
+            close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
+                else kind
+            irtt = irtt_seconds(r)
             lines.append(f"{r.id:>3} {endpoint(r.family, r.client_addr, r.client_port):<21} "
                          f"{endpoint(r.family, r.server_addr, r.server_port):<21} "
                          f"{states:<5} {close:<12} {_ms(irtt):>7} "
                          f"{r.packets_client + r.packets_server:>4}\n")
         out.writelines(lines)
-        out.write(_footer(cap))
+        out.write(_footer(cap, kinds))
 
 
-def _footer(cap: Capture) -> str:
-    from .records import CLOSE_KINDS
-
-    kinds = Counter(CLOSE_KINDS[cap.raw(i).close_kind] for i in range(len(cap)))
+def _footer(cap: Capture, kinds: Counter[str]) -> str:
     s = cap.stats
     skipped = s["frames"] - s["tcp"]
     text = (f"{len(cap)} connections ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "

@@ -76,7 +76,9 @@ TRANSITIONS: Final[dict[tuple[TcpState, Input], TcpState]] = {
     (S.SYN_SENT, I.RECV_SYN_ACK): S.ESTABLISHED,  # 3.10.7.3 fourth: SYN with acceptable ACK
     (S.SYN_SENT, I.RECV_SYN): S.SYN_RECEIVED,  # 3.10.7.3 fourth: simultaneous open
     (S.SYN_SENT, I.RECV_RST): S.CLOSED,  # 3.10.7.3 second: "connection reset" (refused)
-    (S.SYN_SENT, I.SEND_RST): S.CLOSED,  # 3.10.5 ABORT
+    # ABORT in SYN-SENT sends nothing (3.10.5); a RST from here is the answer to an
+    # unacceptable ACK (old duplicate, half-open peer), and the SYN stands (figures 8, 9).
+    (S.SYN_SENT, I.SEND_RST): S.SYN_SENT,  # 3.10.7.3 first
     # SYN_RECEIVED: waiting for the ACK of our SYN (3.10.7.4 fifth).
     (S.SYN_RECEIVED, I.SEND_SYN_ACK): S.SYN_RECEIVED,  # answer or its retransmission
     (S.SYN_RECEIVED, I.SEND_SYN): S.SYN_RECEIVED,  # simultaneous open: our SYN again

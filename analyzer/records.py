@@ -63,6 +63,7 @@ class RawConn(NamedTuple):
     syn_ns: int | None
     synack_ns: int | None
     ack_ns: int | None
+    synack_answered_ns: int | None  # the SYN-ACK that the completing ACK answered
     client_options: tuple[int, int, bool, bool] | None
     server_options: tuple[int, int, bool, bool] | None
     close_kind: int
@@ -106,6 +107,15 @@ def _delta(later: int | None, earlier: int | None) -> float | None:
     if later is None or earlier is None:
         return None
     return secs(later - earlier)
+
+
+def irtt_seconds(raw: RawConn) -> float | None:
+    """SYN -> SYN-ACK plus SYN-ACK -> ACK, each on the segment it answers: a lost
+    SYN-ACK's retransmission timeout is not round-trip time."""
+    if None in (raw.syn_ns, raw.synack_ns, raw.synack_answered_ns, raw.ack_ns):
+        return None
+    return secs((raw.ack_ns - raw.synack_answered_ns)  # type: ignore[operator]
+                + (raw.synack_ns - raw.syn_ns))  # type: ignore[operator]
 
 
 def _options(opts: tuple[int, int, bool, bool] | None) -> dict[str, Any] | None:
@@ -152,8 +162,8 @@ def build_record(raw: RawConn, transitions: list[tuple[int, int, int, int, int, 
             "synack_retransmits": raw.synack_retransmits,
             "client_isn": raw.client_isn,
             "server_isn": raw.server_isn,
-            "irtt": _delta(raw.ack_ns, raw.syn_ns),
-            "client_rtt": _delta(raw.ack_ns, raw.synack_ns),
+            "irtt": irtt_seconds(raw),
+            "client_rtt": _delta(raw.ack_ns, raw.synack_answered_ns),
             "server_rtt": _delta(raw.synack_ns, raw.syn_ns),
             "client_options": _options(raw.client_options),
             "server_options": _options(raw.server_options),

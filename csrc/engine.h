@@ -21,12 +21,25 @@ enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_PSH = 0x08, F_ACK = 0x10,
 #define N_TCP_STATES 11
 #define N_INPUTS 10
 #define ST_NONE 0xFF /* endpoint not seen yet: state unknown */
+/* "No time yet". Not 0: a capture may start at the epoch or carry no times at all. */
+#define TS_UNSET INT64_MIN
+#define NO_TRANS UINT32_MAX
+/* Packet times are clamped to +-2^62 ns (years 1824..2116), so that the difference of
+ * any two fits in an int64; only corrupt timestamps reach the limits. */
+#define TS_LIMIT ((int64_t)1 << 62)
+static inline int64_t ts_clamp(int64_t ts) {
+    return ts > TS_LIMIT ? TS_LIMIT : ts < -TS_LIMIT ? -TS_LIMIT : ts;
+}
 /* Inputs, in analyzer.fsm.Input order. */
 enum { IN_SEND_SYN, IN_SEND_SYN_ACK, IN_SEND_FIN, IN_SEND_RST, IN_RECV_SYN, IN_RECV_SYN_ACK,
        IN_RECV_ACK_OF_SYN, IN_RECV_FIN, IN_RECV_ACK_OF_FIN, IN_RECV_RST };
 /* States, in analyzer.fsm.TcpState order (only those the tracker names). */
 enum { TS_CLOSED = 0, TS_LISTEN = 1, TS_SYN_SENT = 2, TS_SYN_RECEIVED = 3,
-       TS_ESTABLISHED = 4, TS_TIME_WAIT = 10 };
+       TS_ESTABLISHED = 4, TS_FIN_WAIT_1 = 5, TS_CLOSE_WAIT = 7, TS_CLOSING = 8,
+       TS_TIME_WAIT = 10 };
+/* Transition.how */
+enum { HOW_NORMAL = 0, HOW_INFERRED = 1, HOW_UNEXPECTED = 2,
+       HOW_RETRACTED = 3 /* undone by a later packet: left out of every output */ };
 
 /* Zeek's TCP endpoint states (analyzer/protocol/tcp/TCP_Endpoint.h). */
 enum { Z_INACTIVE = 0, Z_SYN_SENT, Z_SYN_ACK_SENT, Z_PARTIAL, Z_ESTABLISHED, Z_CLOSED,
@@ -85,7 +98,14 @@ typedef struct {
     uint32_t syn_count, synack_count;
     int64_t first_syn_ts, last_syn_ts;   /* SYN (or SYN-ACK) sent by this side */
     int64_t fin_ts, fin_acked_ts, rst_ts;
-    uint64_t fin_pkt, fin_acked_pkt;
+    uint64_t fin_pkt, fin_acked_pkt, rst_pkt; /* packet numbers: 0 = not yet */
+    uint32_t nxt;              /* highest sequence number sent so far, plus one */
+    uint8_t have_nxt;
+    /* The peer's FIN was applied to this endpoint (-> CLOSE_WAIT) before the endpoint
+     * was seen to receive it: the transition to retract if its own FIN proves it had
+     * not (a simultaneous close, RFC 9293 figure 13). NO_TRANS when confirmed. */
+    uint32_t recv_fin_trans;
+    uint8_t before_recv_fin;   /* the state that transition left */
     uint8_t data_after_peer_fin;
     uint8_t fin_acks_peer_fin; /* our first FIN acknowledged the peer's FIN */
     uint8_t peer_fin_acked_before_our_fin;
@@ -119,7 +139,10 @@ typedef struct {
     uint8_t hs_complete;
     uint64_t first_pkt, last_pkt;
     int64_t first_ts, last_ts;
-    int64_t hs_syn_ts, hs_synack_ts, hs_ack_ts, hs_first_syn_ts;
+    /* Handshake times, TS_UNSET when not seen: the SYN answered, the first SYN-ACK
+     * answering it, the SYN-ACK the completing ACK answered, and that ACK. */
+    int64_t hs_syn_ts, hs_synack_ts, hs_synack_last_ts, hs_ack_ts, hs_first_syn_ts;
+    uint8_t self_connect;     /* one socket connected to itself: src == dst */
     uint32_t unexpected;      /* inputs the table calls unexpected */
     uint32_t trans_head, trans_tail;
     Side s[2];

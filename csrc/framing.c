@@ -30,10 +30,10 @@ static long fail(Framer *f, const char *msg, uint64_t at) {
     return -1;
 }
 
+/* Ticks to nanoseconds, saturating at TS_LIMIT (a corrupt time must not wrap). */
 static inline int64_t to_ns(uint64_t t, uint64_t units) {
-    if (units == 1000000000ull) return (int64_t)t;
-    if (units == 1000000ull) return (int64_t)(t * 1000ull);
     uint64_t sec = t / units, rem = t % units;
+    if (sec >= (uint64_t)TS_LIMIT / 1000000000ull) return TS_LIMIT;
     return (int64_t)(sec * 1000000000ull + (rem * 1000000000ull) / units);
 }
 
@@ -118,7 +118,9 @@ static int add_iface(Framer *f, const uint8_t *body, size_t blen) {
             uint64_t off;
             memcpy(&off, v, 8);
             if (f->swapped) off = __builtin_bswap64(off);
-            i->offset_s = (int64_t)off;
+            /* a corrupt offset must not overflow: clamp to the engine's time range */
+            int64_t lim = TS_LIMIT / 1000000000ll;
+            i->offset_s = (int64_t)off > lim ? lim : (int64_t)off < -lim ? -lim : (int64_t)off;
         }
         p += 4 + (((size_t)olen + 3) & ~(size_t)3);
     }
@@ -179,7 +181,7 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
                 return pos ? (long)pos : fail(f, msg, f->offset + pos);
             }
             f->packets++;
-            fn(ctx, i->linktype, to_ns(ts, i->units) + i->offset_s * 1000000000ll, body + 20,
+            fn(ctx, i->linktype, ts_clamp(to_ns(ts, i->units) + i->offset_s * 1000000000ll), body + 20,
                cap, orig);
         } else if (type == 3) { /* Simple Packet Block: interface 0, no timestamp */
             if (bodylen < 4 || f->n_ifaces == 0)

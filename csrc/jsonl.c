@@ -33,13 +33,13 @@ static int put(Buf *b, const char *fmt, ...) {
 
 static void put_secs(Buf *b, int64_t ns) {
     const char *sign = ns < 0 ? "-" : "";
-    uint64_t a = ns < 0 ? (uint64_t)(-ns) : (uint64_t)ns;
+    uint64_t a = ns < 0 ? 0 - (uint64_t)ns : (uint64_t)ns; /* no overflow at INT64_MIN */
     put(b, "%s%llu.%09llu", sign, (unsigned long long)(a / 1000000000ull),
         (unsigned long long)(a % 1000000000ull));
 }
 
 static void put_delta(Buf *b, int64_t later, int64_t earlier) {
-    if (!later || !earlier) put(b, "null");
+    if (later == TS_UNSET || earlier == TS_UNSET) put(b, "null");
     else put_secs(b, later - earlier);
 }
 
@@ -92,9 +92,15 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
     put(b, ",\"server_isn\":");
     put_isn(b, r);
     put(b, ",\"irtt\":");
-    put_delta(b, c->hs_ack_ts, c->hs_syn_ts);
+    /* iRTT is the sum of the two halves, each measured on the segment it answers, so
+     * a lost SYN-ACK's retransmission timeout is not counted as round-trip time. */
+    if (c->hs_ack_ts == TS_UNSET || c->hs_synack_last_ts == TS_UNSET ||
+        c->hs_synack_ts == TS_UNSET || c->hs_syn_ts == TS_UNSET)
+        put(b, "null");
+    else
+        put_secs(b, (c->hs_ack_ts - c->hs_synack_last_ts) + (c->hs_synack_ts - c->hs_syn_ts));
     put(b, ",\"client_rtt\":");
-    put_delta(b, c->hs_ack_ts, c->hs_synack_ts);
+    put_delta(b, c->hs_ack_ts, c->hs_synack_last_ts);
     put(b, ",\"server_rtt\":");
     put_delta(b, c->hs_synack_ts, c->hs_syn_ts);
     put(b, ",\"client_options\":");
@@ -110,7 +116,8 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
         put(b, role == 0 ? "\"client\":[" : ",\"server\":[");
         for (uint32_t k = c->trans_head; k != UINT32_MAX; k = t->trans[k].next) {
             const Transition *tr = &t->trans[k];
-            if (tr->side != side || tr->how == 2) continue;
+            if (tr->side != side || tr->how == HOW_UNEXPECTED || tr->how == HOW_RETRACTED)
+                continue;
             put(b, first ? "[" : ",[");
             first = 0;
             put_secs(b, tr->ts_ns);
@@ -122,7 +129,7 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
     int first = 1;
     for (uint32_t k = c->trans_head; k != UINT32_MAX; k = t->trans[k].next) {
         const Transition *tr = &t->trans[k];
-        if (tr->how != 2) continue;
+        if (tr->how != HOW_UNEXPECTED) continue;
         put(b, "%s{\"packet\":%llu,\"endpoint\":\"%s\",\"state\":\"%s\",\"input\":\"%s\"}",
             first ? "" : ",", (unsigned long long)tr->pkt_no,
             tr->side == c->orig ? "client" : "server", NAMES_STATE[tr->state],

@@ -97,7 +97,7 @@ static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObjec
     memcpy(s.dst, dst.buf, (size_t)dst.len);
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
-    s.ts_ns = ts;
+    s.ts_ns = ts_clamp(ts);
     s.pkt_no = ++self->tracker.frames;
     s.sport = (uint16_t)sport;
     s.dport = (uint16_t)dport;
@@ -150,7 +150,7 @@ static PyObject *opt_tuple(const Side *e) {
 }
 
 static PyObject *ts_or_none(int64_t ts) {
-    if (!ts) Py_RETURN_NONE;
+    if (ts == TS_UNSET) Py_RETURN_NONE;
     return PyLong_FromLongLong(ts);
 }
 
@@ -164,7 +164,7 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     const Conn *c = &self->tracker.conns[i];
     const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
     int alen = c->family == 4 ? 4 : 16;
-    PyObject *v[48];
+    PyObject *v[64];
     int k = 0;
     v[k++] = PyLong_FromUnsignedLong(c->id);
     v[k++] = PyLong_FromLong(c->family);
@@ -196,6 +196,7 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     v[k++] = ts_or_none(c->hs_syn_ts);
     v[k++] = ts_or_none(c->hs_synack_ts);
     v[k++] = ts_or_none(c->hs_ack_ts);
+    v[k++] = ts_or_none(c->hs_synack_last_ts);
     v[k++] = opt_tuple(o);
     v[k++] = opt_tuple(r);
     v[k++] = PyLong_FromLong(c->close_kind);
@@ -241,6 +242,7 @@ static PyObject *Engine_transitions(EngineObject *self, PyObject *arg) {
     if (!out) return NULL;
     for (uint32_t k = c->trans_head; k != UINT32_MAX; k = self->tracker.trans[k].next) {
         const Transition *tr = &self->tracker.trans[k];
+        if (tr->how == HOW_RETRACTED) continue;
         PyObject *item = Py_BuildValue("(iiLKii)", tr->side == c->orig ? 0 : 1, tr->state,
                                        (long long)tr->ts_ns, (unsigned long long)tr->pkt_no,
                                        tr->how, tr->input == 0xFF ? -1 : tr->input);
@@ -262,6 +264,7 @@ static PyObject *Engine_drain_transitions(EngineObject *self, PyObject *unused) 
     if (!out) return NULL;
     for (uint32_t k = t->transitions_read; k < t->n_trans; k++) {
         const Transition *tr = &t->trans[k];
+        if (tr->how == HOW_RETRACTED) continue;
         const Conn *c = &t->conns[tr->conn];
         PyObject *item = Py_BuildValue("(IiiLKii)", tr->conn, tr->side == c->orig ? 0 : 1,
                                        tr->state, (long long)tr->ts_ns,

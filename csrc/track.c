@@ -8,9 +8,7 @@
 #include "track.h"
 #include "zeek.h"
 
-#define NO_TRANS UINT32_MAX
-
-static inline int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 static inline int seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
 
 /* ---- memory ------------------------------------------------------------------------- */
@@ -149,6 +147,23 @@ static int rfc_input(Tracker *t, Conn *c, int side, int input, int64_t ts, uint6
     return 0;
 }
 
+/* The peer's FIN was applied to `side` (-> CLOSE_WAIT) when it was captured, but the
+ * endpoint's own FIN does not acknowledge it: the FINs crossed (RFC 9293 figure 13).
+ * Undo that transition; the caller replays the FIN after the endpoint's own. */
+static void retract_recv_fin(Tracker *t, Conn *c, int side) {
+    Side *e = &c->s[side];
+    Transition *tr = &t->trans[e->recv_fin_trans];
+    uint64_t since = tr->pkt_no;
+    tr->how = HOW_RETRACTED;
+    e->st = e->before_recv_fin;
+    e->recv_fin_trans = NO_TRANS;
+    for (uint64_t k = t->n_rows; k-- > 0;) { /* rows recorded since showed CLOSE_WAIT */
+        PacketRow *r = &t->rows[k];
+        if (r->pkt_no < since) break;
+        if (r->conn == c->id) r->state[side] = e->st;
+    }
+}
+
 /* ---- connection creation and roles --------------------------------------------------- */
 
 static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint8_t *b,
@@ -169,11 +184,15 @@ static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint
     c->first_pkt = s->pkt_no;
     c->first_ts = s->ts_ns;
     c->trans_head = c->trans_tail = NO_TRANS;
+    c->hs_syn_ts = c->hs_synack_ts = c->hs_synack_last_ts = c->hs_ack_ts = TS_UNSET;
+    c->hs_first_syn_ts = TS_UNSET;
+    c->self_connect = pa == pb && !memcmp(a, b, 16);
     c->hist_cap = sizeof c->hist_inline; /* memset left hist_heap NULL, inline "" */
     for (int i = 0; i < 2; i++) {
         c->s[i].st = ST_NONE;
         c->s[i].mss = -1;
         c->s[i].wscale = -1;
+        c->s[i].recv_fin_trans = NO_TRANS;
     }
     if (!*slot) t->slot_used++;
     *slot = k + 1;
@@ -227,6 +246,21 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
     int64_t ts = s->ts_ns;
     uint64_t pkt = s->pkt_no;
     int syn = f & F_SYN, ack = f & F_ACK, fin = f & F_FIN, rst = f & F_RST;
+    /* RFC 9293 3.10.7.3 first: a SYN-ACK whose ACK is not for our SYN (an old duplicate,
+     * figure 8) is answered by RST and dropped; its sender tells us nothing sure. */
+    int old_synack = syn && ack && p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT &&
+                     s->ack != p->syn_end;
+    if (old_synack && e->st == ST_NONE) return;
+
+    /* Whether this endpoint had received the peer's FIN shows in its own segments. */
+    int fin_crossed = 0;
+    if (e->recv_fin_trans != NO_TRANS) {
+        if (ack && seq_geq(s->ack, p->fin_end)) e->recv_fin_trans = NO_TRANS;
+        else if (fin && e->st == TS_CLOSE_WAIT) {
+            retract_recv_fin(t, c, from);
+            fin_crossed = 1;
+        }
+    }
 
     if (e->st == ST_NONE) {
         int simultaneous = syn && !ack && p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT;
@@ -236,13 +270,13 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
             c->simultaneous_open = 1;
             rfc_input(t, c, from, IN_SEND_SYN, ts, pkt);
             rfc_input(t, c, from, IN_RECV_SYN, ts, pkt);
-            e->sent_syn = 1;
             goto receiver;
         }
     }
     /* The sender: what it sent says what it did (SYN, then FIN, then RST). */
     if (syn) rfc_input(t, c, from, ack ? IN_SEND_SYN_ACK : IN_SEND_SYN, ts, pkt);
     if (fin) rfc_input(t, c, from, IN_SEND_FIN, ts, pkt);
+    if (fin_crossed) rfc_input(t, c, from, IN_RECV_FIN, ts, pkt); /* FIN_WAIT_1 -> CLOSING */
     if (rst) rfc_input(t, c, from, IN_SEND_RST, ts, pkt);
 
 receiver:
@@ -256,17 +290,29 @@ receiver:
         return;
     }
     if (syn) {
+        if (old_synack) return;
         rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
     }
     if (ack && !syn && (p->sent_syn || p->sent_synack) && p->st == TS_SYN_RECEIVED &&
         seq_geq(s->ack, p->syn_end))
         rfc_input(t, c, to, IN_RECV_ACK_OF_SYN, ts, pkt);
-    if (ack && p->sent_fin && !p->fin_acked_ts && seq_geq(s->ack, p->fin_end)) {
+    if (ack && p->sent_fin && !p->fin_acked_pkt && seq_geq(s->ack, p->fin_end)) {
         p->fin_acked_ts = ts;
         p->fin_acked_pkt = pkt;
         rfc_input(t, c, to, IN_RECV_ACK_OF_FIN, ts, pkt);
+    } else if (ack && !syn && !p->sent_fin && p->have_nxt && s->ack == p->nxt + 1) {
+        /* acknowledges one octet past all it sent, as for a FIN it never sent
+         * (3.10.7.4 fifth: an ACK of something not yet sent) */
+        rfc_input(t, c, to, IN_RECV_ACK_OF_FIN, ts, pkt);
     }
-    if (fin) rfc_input(t, c, to, IN_RECV_FIN, ts, pkt);
+    if (fin) {
+        uint8_t before = p->st;
+        rfc_input(t, c, to, IN_RECV_FIN, ts, pkt);
+        if (p->st == TS_CLOSE_WAIT && before != TS_CLOSE_WAIT) {
+            p->recv_fin_trans = c->trans_tail; /* until p's own segments confirm it */
+            p->before_recv_fin = before;
+        }
+    }
 }
 
 /* ---- handshake and close facts --------------------------------------------------------- */
@@ -275,6 +321,9 @@ static void note_facts(Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     uint8_t f = s->flags;
     int64_t ts = s->ts_ns;
+    if ((f & F_SYN) && (f & F_ACK) && p->sent_syn && !p->sent_synack &&
+        p->st == TS_SYN_SENT && s->ack != p->syn_end)
+        return; /* an old duplicate SYN-ACK (figure 8): not this handshake's */
     if (f & F_SYN) {
         if (!(e->sent_syn || e->sent_synack)) {
             e->isn = s->seq;
@@ -288,18 +337,22 @@ static void note_facts(Conn *c, int from, const Segment *s) {
         }
         e->last_syn_ts = ts;
         if (f & F_ACK) {
-            if (!e->sent_synack && p->sent_syn && !c->hs_synack_ts) {
+            if (!e->sent_synack && p->sent_syn && c->hs_synack_ts == TS_UNSET) {
                 c->hs_synack_ts = ts;
                 c->hs_syn_ts = p->last_syn_ts;
                 c->hs_first_syn_ts = p->first_syn_ts;
             }
+            /* the SYN-ACK that the completing ACK answers is the last one before it */
+            if (p->sent_syn && c->hs_synack_ts != TS_UNSET && c->hs_ack_ts == TS_UNSET)
+                c->hs_synack_last_ts = ts;
             e->sent_synack = 1;
             e->synack_count++;
         } else {
             e->sent_syn = 1;
             e->syn_count++;
         }
-    } else if ((f & F_ACK) && c->hs_synack_ts && !c->hs_ack_ts && e->sent_syn &&
+    } else if ((f & F_ACK) && c->hs_synack_ts != TS_UNSET && c->hs_ack_ts == TS_UNSET &&
+               e->sent_syn &&
                p->sent_synack && seq_geq(s->ack, p->syn_end)) {
         c->hs_ack_ts = ts; /* the ACK that completes the three-way handshake */
         c->hs_complete = 1;
@@ -323,7 +376,82 @@ static void note_facts(Conn *c, int from, const Segment *s) {
     if ((f & F_RST) && !e->sent_rst) {
         e->sent_rst = 1;
         e->rst_ts = ts;
+        e->rst_pkt = s->pkt_no;
     }
+    if (!(f & F_RST)) { /* a RST's sequence number may be anything (RFC 9293 3.10.7.1) */
+        uint32_t end = s->seq + s->payload_len + ((f & F_SYN) ? 1 : 0) + ((f & F_FIN) ? 1 : 0);
+        if (!e->have_nxt || seq_gt(end, e->nxt)) e->nxt = end;
+        e->have_nxt = 1;
+    }
+}
+
+/* ---- a socket connected to itself ------------------------------------------------------- */
+
+/* One input to the one endpoint, shown on both sides of the record. */
+static void self_input(Tracker *t, Conn *c, int input, const Segment *s) {
+    uint32_t before = c->trans_tail;
+    rfc_input(t, c, 0, input, s->ts_ns, s->pkt_no);
+    if (c->trans_tail != before) {
+        Transition tr = t->trans[c->trans_tail];
+        c->s[1].st = c->s[0].st;
+        add_transition(t, c, 1, tr.state, tr.how, tr.input, tr.ts_ns, tr.pkt_no);
+    }
+}
+
+/* A socket bound to a port and connected to the same address and port (RFC 9293 allows
+ * it; Linux does it when an ephemeral port equals the target): every segment is sent and
+ * received by the one endpoint, so it opens and closes simultaneously with itself. */
+static void self_segment(Tracker *t, Conn *c, const Segment *s) {
+    Side *e = &c->s[0];
+    uint8_t f = s->flags;
+    int syn = f & F_SYN, ack = f & F_ACK, fin = f & F_FIN, rst = f & F_RST;
+    if (e->st == ST_NONE) {
+        if (syn && !ack) {
+            e->st = c->s[1].st = TS_CLOSED;
+        } else {
+            set_initial(t, c, 0, TS_ESTABLISHED, s->ts_ns, s->pkt_no);
+            set_initial(t, c, 1, TS_ESTABLISHED, s->ts_ns, s->pkt_no);
+        }
+    }
+    if (syn) {
+        c->simultaneous_open = 1;
+        self_input(t, c, ack ? IN_SEND_SYN_ACK : IN_SEND_SYN, s);
+    }
+    if (fin) self_input(t, c, IN_SEND_FIN, s);
+    if (rst) {
+        self_input(t, c, IN_SEND_RST, s);
+    } else {
+        if (syn) self_input(t, c, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, s);
+        if (ack && !syn && e->st == TS_SYN_RECEIVED && e->sent_syn &&
+            seq_geq(s->ack, e->syn_end))
+            self_input(t, c, IN_RECV_ACK_OF_SYN, s);
+        if (ack && e->sent_fin && !e->fin_acked_pkt && seq_geq(s->ack, e->fin_end)) {
+            e->fin_acked_ts = c->s[1].fin_acked_ts = s->ts_ns;
+            e->fin_acked_pkt = c->s[1].fin_acked_pkt = s->pkt_no;
+            self_input(t, c, IN_RECV_ACK_OF_FIN, s);
+        }
+        if (fin) self_input(t, c, IN_RECV_FIN, s);
+    }
+    /* Facts: the SYN-ACK is the "server" half, everything else the "client" half. */
+    note_facts(c, (syn && ack) ? 1 : 0, s);
+    Side *o = &c->s[1];
+    if (fin && !o->sent_fin) { /* its one FIN closes both halves, neither acking the other */
+        o->sent_fin = 1;
+        o->fin_ts = e->fin_ts;
+        o->fin_pkt = e->fin_pkt;
+        o->fin_end = e->fin_end;
+        o->fin_acks_peer_fin = 0;
+    }
+}
+
+/* A bare SYN from the side that has said nothing yet while the other side's SYN waits
+ * for an answer: the SYNs crossed (simultaneous open, RFC 9293 figure 7). Zeek calls a
+ * SYN with another ISN a reused 4-tuple; here the handshake is still open, so it is
+ * not reuse. */
+static int crossing_syn(const Conn *c, int from, const Segment *s) {
+    const Side *o = &c->s[c->orig];
+    return (s->flags & (F_SYN | F_ACK | F_RST)) == F_SYN && from != c->orig &&
+           c->s[from].pkts == 0 && o->sent_syn && !o->sent_synack && o->st == TS_SYN_SENT;
 }
 
 /* ---- per packet ------------------------------------------------------------------------ */
@@ -342,7 +470,8 @@ void tracker_segment(Tracker *t, const Segment *s) {
     if ((t->slot_used + 1) * 2 > t->slot_mask + 1 && rehash(t)) return;
     uint32_t *slot = find_slot(t, s->family, a, b, pa, pb);
     Conn *c = *slot ? &t->conns[*slot - 1] : NULL;
-    if (c && (zeek_expired(t, c, s->ts_ns) || zeek_is_reuse(c, s))) {
+    if (c && (zeek_expired(t, c, s->ts_ns) ||
+              (zeek_is_reuse(c, s) && !crossing_syn(c, from, s)))) {
         conn_finish(t, c);
         c = NULL;
     }
@@ -365,8 +494,12 @@ void tracker_segment(Tracker *t, const Segment *s) {
     e->ip_bytes += s->ip_len;
 
     zeek_process(t, c, from, s);
-    rfc_segment(t, c, from, s);
-    note_facts(c, from, s);
+    if (c->self_connect) {
+        self_segment(t, c, s);
+    } else {
+        rfc_segment(t, c, from, s);
+        note_facts(c, from, s);
+    }
 
     if (t->record_conn == -2 || t->record_conn == (int64_t)c->id) {
         uint64_t cap = t->cap_rows;
@@ -421,7 +554,7 @@ static void classify_close(Conn *c) {
     c->reset_by = who_of(c, c->s[0].sent_rst, c->s[1].sent_rst);
     c->half_close = c->s[0].data_after_peer_fin || c->s[1].data_after_peer_fin;
     c->close_initiator = WHO_NONE;
-    if (o->sent_syn && !o->sent_synack && r->pkts == 0 && !r->sent_rst) {
+    if (o->sent_syn && !o->sent_synack && r->pkts == 0 && !r->sent_rst && !c->self_connect) {
         c->close_kind = CK_UNANSWERED;
         return;
     }
@@ -436,19 +569,21 @@ static void classify_close(Conn *c) {
         first = c->s[0].fin_pkt <= c->s[1].fin_pkt ? 0 : 1;
     else if (c->s[0].sent_fin) first = 0;
     else if (c->s[1].sent_fin) first = 1;
-    int64_t rst_ts = 0;
+    /* Order by packet number, not time: times may be equal (or all zero). */
+    uint64_t rst_pkt = 0;
     for (int i = 0; i < 2; i++)
-        if (c->s[i].sent_rst && (!rst_ts || c->s[i].rst_ts < rst_ts)) rst_ts = c->s[i].rst_ts;
-    int both_fin_acked = c->s[0].sent_fin && c->s[1].sent_fin && c->s[0].fin_acked_ts &&
-                         c->s[1].fin_acked_ts;
-    int64_t done_ts = 0;
+        if (c->s[i].sent_rst && (!rst_pkt || c->s[i].rst_pkt < rst_pkt))
+            rst_pkt = c->s[i].rst_pkt;
+    int both_fin_acked = c->s[0].sent_fin && c->s[1].sent_fin && c->s[0].fin_acked_pkt &&
+                         c->s[1].fin_acked_pkt;
+    uint64_t done_pkt = 0;
     if (both_fin_acked)
-        done_ts = c->s[0].fin_acked_ts > c->s[1].fin_acked_ts ? c->s[0].fin_acked_ts
-                                                               : c->s[1].fin_acked_ts;
-    if (rst_ts && (!both_fin_acked || rst_ts < done_ts)) {
+        done_pkt = c->s[0].fin_acked_pkt > c->s[1].fin_acked_pkt ? c->s[0].fin_acked_pkt
+                                                                 : c->s[1].fin_acked_pkt;
+    if (rst_pkt && (!both_fin_acked || rst_pkt < done_pkt)) {
         c->close_kind = CK_RESET;
-        int i0 = c->s[0].sent_rst && c->s[0].rst_ts == rst_ts;
-        int i1 = c->s[1].sent_rst && c->s[1].rst_ts == rst_ts;
+        int i0 = c->s[0].sent_rst && c->s[0].rst_pkt == rst_pkt;
+        int i1 = c->s[1].sent_rst && c->s[1].rst_pkt == rst_pkt;
         c->close_initiator = who_of(c, i0, i1);
         return;
     }
