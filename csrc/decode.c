@@ -72,6 +72,64 @@ static int decode_tcp(const uint8_t *t, uint32_t tcp_len, size_t cap, Segment *s
     return DEC_TCP;
 }
 
+static int decode_by_version(const uint8_t *p, size_t cap, Segment *s, int verify);
+
+/* Tunnels over UDP whose inner packet is decoded like any other: GTP-U (3GPP TS 29.281,
+ * port 2152) and Teredo (RFC 4380, port 3544). `u` is the UDP header; only the first
+ * fragment of a fragmented datagram gets here, and the inner TCP header is in it. */
+enum { PORT_GTP_U = 2152, PORT_TEREDO = 3544, MAX_TUNNEL_DEPTH = 2 };
+static int tunnel_depth; /* nesting now; decoding runs under the GIL, one frame at a time */
+
+static int decode_udp_tunnel(const uint8_t *u, size_t cap, Segment *s, int verify) {
+    if (cap < 8) return DEC_NOT_TCP;
+    uint16_t sport = be16(u), dport = be16(u + 2);
+    const uint8_t *p = u + 8;
+    size_t n = cap - 8;
+    if (sport == PORT_GTP_U || dport == PORT_GTP_U) {
+        /* version 1, protocol type GTP, message G-PDU (255) */
+        if (n < 8 || (p[0] >> 5) != 1 || !(p[0] & 0x10) || p[1] != 0xFF) return DEC_NOT_TCP;
+        size_t off = 8;
+        if (p[0] & 0x07) { /* sequence number, N-PDU number, next extension type */
+            if (n < 12) return DEC_NOT_TCP;
+            uint8_t next = p[11];
+            off = 12;
+            while (next) { /* extension headers: length in 4-byte units, next type last */
+                if (n < off + 1 || p[off] == 0) return DEC_NOT_TCP;
+                size_t len = (size_t)p[off] * 4;
+                if (n < off + len) return DEC_NOT_TCP;
+                next = p[off + len - 1];
+                off += len;
+            }
+        }
+        p += off;
+        n -= off;
+    } else if (sport == PORT_TEREDO || dport == PORT_TEREDO) {
+        if (n >= 4 && p[0] == 0 && p[1] == 1) { /* authentication indicator */
+            size_t len = 4 + (size_t)p[2] + p[3] + 8 + 1;
+            if (n < len) return DEC_NOT_TCP;
+            p += len;
+            n -= len;
+        }
+        if (n >= 8 && p[0] == 0 && p[1] == 0) { /* origin indication */
+            p += 8;
+            n -= 8;
+        }
+        if (n < 40 || (p[0] >> 4) != 6) return DEC_NOT_TCP; /* Teredo carries IPv6 only */
+    } else {
+        /* Teredo relays use other ports: like Zeek's protocol detection, take a datagram
+         * that is exactly one IPv6 packet (length fields agree) as Teredo. */
+        uint16_t udp_len = be16(u + 4);
+        if (udp_len < 48 || n < 40 || (p[0] >> 4) != 6 ||
+            (size_t)be16(p + 4) + 40 != (size_t)udp_len - 8)
+            return DEC_NOT_TCP;
+    }
+    if (tunnel_depth >= MAX_TUNNEL_DEPTH) return DEC_NOT_TCP;
+    tunnel_depth++;
+    int r = decode_by_version(p, n, s, verify);
+    tunnel_depth--;
+    return r == DEC_NOT_IP ? DEC_NOT_TCP : r;
+}
+
 static int decode_ipv4(const uint8_t *p, size_t cap, Segment *s, int verify) {
     if (cap < 20) return DEC_SHORT;
     if ((p[0] >> 4) != 4) return DEC_NOT_IP;
@@ -82,6 +140,8 @@ static int decode_ipv4(const uint8_t *p, size_t cap, Segment *s, int verify) {
     if (total == 0) total = (uint32_t)cap;
     if (total < ihl) return DEC_SHORT;
     uint16_t frag = be16(p + 6);
+    if (p[9] == 17 && !(frag & 0x1FFF)) /* UDP, first (or only) fragment */
+        return decode_udp_tunnel(p + ihl, cap - ihl, s, verify);
     if (frag & 0x3FFF) return DEC_FRAGMENT; /* MF set or offset != 0: not reassembled */
     if (p[9] != 6) return DEC_NOT_TCP;
     s->family = 4;
@@ -105,6 +165,10 @@ static int decode_ipv6(const uint8_t *p, size_t cap, Segment *s, int verify) {
     /* Skip extension headers (RFC 8200 section 4). */
     for (int guard = 0; guard < 16; guard++) {
         if (nh == 6) break;
+        if (nh == 17) { /* UDP: a tunnel, or not TCP */
+            if (off > cap) return DEC_SHORT;
+            return decode_udp_tunnel(p + off, cap - off, s, verify);
+        }
         if (nh == 0 || nh == 43 || nh == 60 || nh == 135 || nh == 139 || nh == 140) {
             if (cap < off + 8) return DEC_SHORT;
             nh = p[off];

@@ -27,13 +27,34 @@ static void Engine_dealloc(EngineObject *self) {
 
 static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"fsm_table", "verify_checksums", "port", "record",
-                             "zeek_timers", NULL};
+                             "zeek_timers", "likely_server_ports", NULL};
     Py_buffer table;
     int verify = 0, port = -1, zeek_timers = 0;
     long long record = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLp", kwlist, &table, &verify, &port,
-                                     &record, &zeek_timers))
+    PyObject *likely = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpO", kwlist, &table, &verify, &port,
+                                     &record, &zeek_timers, &likely))
         return -1;
+    uint8_t *likely_bits = NULL;
+    if (likely != Py_None) { /* a collection of ports: Zeek's likely_server_ports */
+        PyObject *seq = PySequence_Fast(likely, "likely_server_ports must be a collection");
+        if (!seq) { PyBuffer_Release(&table); return -1; }
+        likely_bits = calloc(65536 / 8, 1);
+        if (!likely_bits) { Py_DECREF(seq); PyBuffer_Release(&table); PyErr_NoMemory(); return -1; }
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(seq); j++) {
+            long p = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, j));
+            if (p < 0 || p > 65535) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "a port is not in 0..65535");
+                free(likely_bits);
+                Py_DECREF(seq);
+                PyBuffer_Release(&table);
+                return -1;
+            }
+            likely_bits[p >> 3] |= (uint8_t)(1u << (p & 7));
+        }
+        Py_DECREF(seq);
+    }
     if (table.len != N_TCP_STATES * N_INPUTS) {
         PyBuffer_Release(&table);
         PyErr_SetString(PyExc_ValueError, "fsm_table has the wrong size");
@@ -46,7 +67,8 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     framer_init(&self->framer);
     int rc = tracker_init(&self->tracker, table.buf);
     PyBuffer_Release(&table);
-    if (rc) { PyErr_NoMemory(); return -1; }
+    if (rc) { free(likely_bits); PyErr_NoMemory(); return -1; }
+    self->tracker.likely_ports = likely_bits;
     self->tracker.verify_checksums = verify;
     self->tracker.port_filter = port;
     self->tracker.record_conn = record;

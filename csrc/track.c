@@ -47,6 +47,7 @@ void tracker_free(Tracker *t) {
     free(t->slots);
     free(t->trans);
     free(t->rows);
+    free(t->likely_ports);
     memset(t, 0, sizeof *t);
 }
 

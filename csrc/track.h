@@ -25,6 +25,7 @@ typedef struct {
     uint8_t fsm[N_TCP_STATES * N_INPUTS];
     int verify_checksums;
     int zeek_timers;          /* split connections on Zeek's timers too */
+    uint8_t *likely_ports;    /* Zeek's likely_server_ports as a bitmap, or NULL for ours */
     int32_t port_filter;      /* -1: all ports */
     int64_t attempt_ns, close_ns, reset_ns, partial_close_ns, inactivity_ns;
     uint64_t decoded[DEC__COUNT];

@@ -358,11 +358,12 @@ static int likely_server_port(uint16_t p) {
     }
 }
 
-/* A new connection's roles (TCPAnalyzer::WantConnection). One deliberate difference:
- * a SYN-ACK seen first always makes its sender the server, as a network engineer
- * reads it; Zeek does so only when the sender's port is a likely server port. */
+/* A new connection's roles (TCPAnalyzer::WantConnection). By default one deliberate
+ * difference: a SYN-ACK seen first always makes its sender the server, as a network
+ * engineer reads it, and a well-known port talking to an ephemeral one is the server.
+ * Given Zeek's likely_server_ports (which depend on the scripts Zeek loaded), Zeek's
+ * rule exactly: flip only when the sender's port is likely. */
 void zeek_new_conn(Tracker *t, Conn *c, int from, const Segment *s) {
-    (void)t;
     c->orig = (uint8_t)from;
     c->z_active = 1;
     c->z_last_time = s->ts_ns;
@@ -370,6 +371,13 @@ void zeek_new_conn(Tracker *t, Conn *c, int from, const Segment *s) {
     int syn = s->flags & F_SYN, ack = s->flags & F_ACK;
     if (syn && !ack) return;
     c->roles_guessed = 1;
+    if (t->likely_ports) {
+#define LIKELY(p) (t->likely_ports[(p) >> 3] >> ((p) & 7) & 1)
+        if (LIKELY(s->sport) && (!LIKELY(s->dport) || (!syn && s->sport < s->dport)))
+            flip_roles(c);
+#undef LIKELY
+        return;
+    }
     if (syn) {
         flip_roles(c);
     } else if (likely_server_port(s->sport)) {

@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 
 KNOWN_BUGS: dict[str, str] = {
-    "test_corpus_trace_loads[gtp2_different_udp_port.pcap]":
-        "TCP inside GTP-U tunnels is not decoded (issue 3)",
 }
 
 
