@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Capture", "CaptureError", "HandshakeError", "TcpState", "read"]
+__all__ = ["Capture", "CaptureError", "Connection", "HandshakeError", "TcpState", "read",
+           "sniff"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .capture import Capture, read
+    from .connection import Connection
     from .errors import CaptureError, HandshakeError
     from .fsm import TcpState
+    from .notebook import sniff
 
 
 def __getattr__(name: str) -> Any:
@@ -30,6 +33,14 @@ def __getattr__(name: str) -> Any:
         from . import errors
 
         return getattr(errors, name)
+    if name == "Connection":
+        from .connection import Connection
+
+        return Connection
+    if name == "sniff":  # live capture from a notebook (analyzer.notebook)
+        from .notebook import sniff
+
+        return sniff
     if name == "TcpState":
         from .fsm import TcpState
 

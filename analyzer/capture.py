@@ -9,13 +9,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from .errors import CaptureError, UsageError
 from .fsm import table_bytes
 from .records import RawConn, build_record
 from .source import open_source
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .connection import Connection
 
 ProgressFn = Callable[[int, int], None]
 
@@ -29,6 +34,8 @@ class Capture:
     stats: dict[str, int]
     warnings: list[str]
     error: CaptureError | None = None  # reading stopped here; what came before is kept
+    # How read() was called, so the packet table can be rebuilt from the same file.
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.engine.conn_count())
@@ -51,10 +58,86 @@ class Capture:
         """Rows recorded with ``record=``: one per TCP packet (see Engine.rows)."""
         return list(self.engine.rows())
 
+    # Exploration (notebooks): pandas is imported by these, never by ``import analyzer``.
+
+    @property
+    def connections(self) -> pd.DataFrame:
+        """One row per connection, the jsonl fields as typed columns (analyzer.frames)."""
+        from .frames import connections_frame
+
+        return self._cached("connections", connections_frame)
+
+    @property
+    def packets(self) -> pd.DataFrame:
+        """One row per TCP packet with both endpoints' states after it (analyzer.frames).
+        A capture read without ``record=-2`` reads its file again to get the rows."""
+        from .frames import packets_frame
+
+        return self._cached("packets", lambda cap: packets_frame(cap, cap._all_packet_rows()))
+
+    @property
+    def transitions(self) -> pd.DataFrame:
+        """Every endpoint state change of every connection (analyzer.frames)."""
+        from .frames import transitions_frame
+
+        return self._cached("transitions", transitions_frame)
+
+    def __getitem__(self, conn_id: int) -> Connection:
+        from .connection import Connection
+
+        self.record(conn_id)  # a clear error for an unknown id
+        return Connection(self, conn_id)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return (self[i] for i in range(len(self)))
+
+    def _repr_html_(self) -> str:
+        from .notebook import capture_html
+
+        return capture_html(self)
+
+    def to_parquet(self, directory: str) -> list[str]:
+        """connections.parquet, packets.parquet and transitions.parquet in ``directory``
+        (for DuckDB, Spark, pandas); returns the paths written."""
+        from .notebook import export_parquet
+
+        return export_parquet(self, directory)
+
+    def to_json(self, path: str) -> None:
+        """The ``handshake read --format jsonl`` lines, one connection per line."""
+        from .formats import write_jsonl
+
+        with open(path, "w", encoding="utf-8") as out:
+            write_jsonl([self], out)
+
+    def to_zeek(self, path: str) -> None:
+        """A Zeek ``conn.log`` (as ``--format zeek``), for zeek-cut and Zeek tools."""
+        from .formats import write_zeek
+
+        with open(path, "w", encoding="utf-8") as out:
+            write_zeek([self], out)
+
+    def _all_packet_rows(self) -> list[tuple[Any, ...]]:
+        if self.options.get("record") == -2:
+            return self.packet_rows()
+        options = {k: v for k, v in self.options.items() if k != "record"}
+        return read(self.path, record=-2, **options).packet_rows()
+
+    def _cached(self, name: str, build: Callable[[Capture], Any]) -> Any:
+        # Keyed on what the engine has seen, so a live capture that fills gets new frames;
+        # ``stats`` is set once reading is finished (connections classified).
+        key = (name, len(self), self.engine.stats().get("tcp"), tuple(self.stats.items()))
+        cache = self.__dict__.setdefault("_frames", {})
+        if key not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = build(self)
+        return cache[key]
+
 
 def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
          zeek_timers: bool = False, record: int | None = None,
-         progress: ProgressFn | None = None) -> Capture:
+         progress: ProgressFn | None = None, engine: str = "native") -> Capture:
     """Analyse one capture file.
 
     ``port`` keeps only segments to or from that TCP port. ``verify_checksums`` drops
@@ -63,18 +146,29 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     ``record`` keeps per-packet rows for one connection id (or every one with -2).
     A corrupt record stops the reading: the Capture keeps everything before it and says
     where it stopped in ``error``. A file cut short only adds a warning.
+    ``engine="native"`` is the compiled engine; ``engine="pyshark"`` lets tshark decode
+    the packets (tunnels, other link types) for the same tracker (analyzer.engines).
     """
+    if engine == "pyshark":
+        from .engines import pyshark_engine
+
+        return pyshark_engine.read(path, port=port, verify_checksums=verify_checksums,
+                                   zeek_timers=zeek_timers, record=record, progress=progress)
+    if engine != "native":
+        raise UsageError(f"unknown engine {engine!r} (known: native, pyshark)")
+    options = {"port": port, "verify_checksums": verify_checksums,
+               "zeek_timers": zeek_timers, "record": record}
     source = open_source(path)
-    engine = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
-                            port=-1 if port is None else port,
-                            record=-1 if record is None else record, zeek_timers=zeek_timers)
+    tracker = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
+                             port=-1 if port is None else port,
+                             record=-1 if record is None else record, zeek_timers=zeek_timers)
     warnings: list[str] = []
     error: CaptureError | None = None
     pending = b""
     for chunk in source.chunks():
         data = pending + chunk.data if pending else chunk.data
         try:
-            used = engine.feed(data)
+            used = tracker.feed(data)
         except _engine.FormatError as exc:
             error = _format_error(path, exc)
             break
@@ -85,7 +179,7 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
         # End of input: feed the rest until nothing more is framed.
         while pending:
             try:
-                used = engine.feed(pending)
+                used = tracker.feed(pending)
             except _engine.FormatError as exc:
                 error = _format_error(path, exc)
                 break
@@ -94,13 +188,13 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
             pending = pending[used:]
     if error is None and source.read_error is not None:
         error = source.read_error
-    stats = engine.stats()
+    stats = tracker.stats()
     if error is None and (pending or source.truncated_stream):
         warnings.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
                         f"{stats['packets_framed']}")
-    engine.finish()
-    return Capture(path=path, engine=engine, stats=engine.stats(), warnings=warnings,
-                   error=error)
+    tracker.finish()
+    return Capture(path=path, engine=tracker, stats=tracker.stats(), warnings=warnings,
+                   error=error, options=options)
 
 
 def _format_error(path: str, exc: Exception) -> CaptureError:

@@ -14,6 +14,8 @@ EXIT_BAD_INPUT = 2
 # library at top level (so ``--help`` stays instant) and defines
 # ``register(sub) -> dict[str, Callable[[argparse.Namespace], int]]``.
 EXTRA_COMMAND_MODULES: tuple[str, ...] = (
+    "analyzer.live.cli",
+    "analyzer.report.cli",
 )
 
 
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--zeek-timers", action="store_true",
                     help="also split connections where Zeek's timers would (5 s attempt, "
                          "close and reset delays)")
+    rd.add_argument("--engine", default="native", choices=("native", "pyshark"),
+                    help="packet decoder: the compiled one (default), or tshark's through "
+                         "pyshark for tunnels and other encapsulations (slower)")
 
     sh = sub.add_parser("show", help="one connection packet by packet with both states",
                         description="Show one connection packet by packet, like tcpdump, "
@@ -91,7 +96,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         bar = TerminalProgress(path) if is_tty(sys.stderr) else None
         try:
             cap = read(path, port=args.port, verify_checksums=args.verify_checksums,
-                       zeek_timers=args.zeek_timers, progress=bar)
+                       zeek_timers=args.zeek_timers, progress=bar, engine=args.engine)
         finally:
             if bar:
                 bar.close()

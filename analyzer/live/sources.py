@@ -1,0 +1,443 @@
+"""Packet sources for live capture. Each one yields a pcap or pcapng *byte stream*, so the
+same compiled engine (``Engine.feed``) tracks live packets and files alike.
+
+* ``ChildSource``: tcpdump (default) or dumpcap writing the stream to a pipe.
+* ``ScapySource``: scapy's AsyncSniffer; frames are re-wrapped as pcap records.
+* ``PysharkSource``: pyshark's LiveCapture (tshark) with the raw frame bytes.
+* ``ReplaySource``: a capture file played back at its own pace (the demo without root).
+
+A source's ``read(timeout)`` returns new bytes (``b""`` when none came in time) and
+``None`` once the stream has ended; ``stop()`` asks it to end, keeping what was seen.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import threading
+import time
+from typing import Any, Protocol
+
+from .errors import CaptureStartError, PrivilegeError, check_interface
+
+READ_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20  # the largest pipe an unprivileged process may ask for by default
+KERNEL_BUFFER_MIB = 64  # -B: room for ~1 s of 100 k packets/s of small segments
+STARTUP_TIMEOUT = 10.0
+
+
+class Source(Protocol):
+    name: str
+    kernel_drops: int | None  # known once the source has ended
+    ended_by: str | None  # why the source ended on its own (interface down, ...)
+
+    def start(self) -> None: ...
+    def read(self, timeout: float) -> bytes | None: ...
+    def stop(self) -> None: ...
+
+
+# ---- tcpdump / dumpcap child ----------------------------------------------------------------
+
+
+def tcpdump_command(iface: str, bpf: str, count: int | None) -> list[str]:
+    # -U: write each packet as it arrives; --immediate-mode: hand each packet over at
+    # once (no 1 s block timeout); -B: a large ring so bursts wait instead of dropping.
+    cmd = ["tcpdump", "-i", iface, "-U", "-w", "-", "-n", "--immediate-mode",
+           "-B", str(KERNEL_BUFFER_MIB * 1024), "--time-stamp-precision=nano"]
+    if count:
+        cmd += ["-c", str(count)]
+    return cmd + [bpf]
+
+
+def dumpcap_command(iface: str, bpf: str, count: int | None) -> list[str]:
+    cmd = ["dumpcap", "-i", iface, "-f", bpf, "-w", "-", "-B", str(KERNEL_BUFFER_MIB)]
+    if count:
+        cmd += ["-c", str(count)]
+    return cmd
+
+
+class ChildSource:
+    """tcpdump or dumpcap streaming pcap(ng) to our pipe; we parse it incrementally."""
+
+    def __init__(self, tool: str, iface: str, bpf: str, count: int | None) -> None:
+        if shutil.which(tool) is None:
+            raise CaptureStartError(f"{tool} not found in PATH (apt-get install {tool})")
+        self.name = tool
+        self.cmd = (tcpdump_command if tool == "tcpdump" else dumpcap_command)(iface, bpf, count)
+        self.iface = iface
+        self.kernel_drops: int | None = None
+        self.ended_by: str | None = None
+        self.stderr_lines: list[str] = []
+        self._ready = threading.Event()
+        self._stopping = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr_done = threading.Event()
+
+    def start(self) -> None:
+        # A session of its own: the terminal's Ctrl-C reaches us, and we stop the child
+        # ourselves, so it always flushes its last packets into the pipe first.
+        self._proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, start_new_session=True)
+        assert self._proc.stdout is not None
+        try:
+            fcntl.fcntl(self._proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # a smaller pipe only means more, smaller reads
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        ready = self._ready.wait(STARTUP_TIMEOUT)
+        if self._proc.poll() is not None or not ready:
+            self._stderr_done.wait(2)
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            raise self._start_error()
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        marker = "listening on" if self.name == "tcpdump" else "Capturing on"
+        for raw in self._proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.stderr_lines.append(line)
+            if marker in line:
+                self._ready.set()
+        self._ready.set()
+        self._stderr_done.set()
+
+    def _start_error(self) -> CaptureStartError:
+        text = " ".join(self.stderr_lines)
+        lowered = text.lower()
+        if "permission" in lowered or "not permitted" in lowered:
+            return PrivilegeError(self.name, f"{self.name}: {_first_error(self.stderr_lines)}")
+        if "no such device" in lowered or "doesn't exist" in lowered:
+            check_interface(self.iface)  # raises with the list of interfaces
+        if "syntax error" in lowered or "filter" in lowered:
+            return CaptureStartError(f"bad capture filter: {_first_error(self.stderr_lines)}")
+        return CaptureStartError(f"{self.name} did not start: {_first_error(self.stderr_lines)}")
+
+    def read(self, timeout: float) -> bytes | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return b""
+        data = os.read(fd, READ_SIZE)
+        if data:
+            return data
+        self._finish()
+        return None
+
+    def stop(self) -> None:
+        """SIGINT: the child flushes what it has, prints its statistics and exits; read()
+        keeps returning the rest until the end of the stream."""
+        if self._proc is not None and self._proc.poll() is None and not self._stopping:
+            self._stopping = True
+            self._proc.send_signal(signal.SIGINT)
+            threading.Timer(10.0, self._kill_if_stuck).start()
+
+    def _kill_if_stuck(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
+    def _finish(self) -> None:
+        assert self._proc is not None
+        status = self._proc.wait()
+        self._stderr_done.wait(5)
+        self.kernel_drops = parse_drops(self.stderr_lines)
+        if not self._stopping and status not in (0, -signal.SIGINT):
+            # Ended on its own with an error: the interface went down or disappeared.
+            self.ended_by = f"{self.name}: {_first_error(self.stderr_lines)}"
+
+
+def _first_error(lines: list[str]) -> str:
+    for line in lines:
+        text = line.strip()
+        if text.startswith(("tcpdump: ", "dumpcap: ")) and "listening on" not in text:
+            return text.split(": ", 1)[1]
+    useful = [line for line in lines if line.strip() and "listening on" not in line]
+    return useful[0].strip() if useful else "no message"
+
+
+def parse_drops(lines: list[str]) -> int | None:
+    """Kernel drops from tcpdump's or dumpcap's closing statistics."""
+    for line in lines:
+        m = re.search(r"(\d+) packets? dropped by kernel", line)
+        if m:
+            return int(m.group(1))
+    total, found = 0, False
+    for line in lines:  # dumpcap: received/dropped on interface 'lo': 131/0 (pcap:0/...)
+        m = re.search(r"received/dropped on interface .*?: \d+/(\d+)", line)
+        if m:
+            total, found = total + int(m.group(1)), True
+    return total if found else None
+
+
+# ---- frames re-wrapped as a pcap stream (scapy, pyshark) ------------------------------------
+
+PCAP_NS_MAGIC = 0xA1B23C4D
+RECORD = struct.Struct("<IIII")
+
+
+def pcap_header(linktype: int) -> bytes:
+    return struct.pack("<IHHiIII", PCAP_NS_MAGIC, 2, 4, 0, 0, 262144, linktype)
+
+
+def pcap_record(ts_ns: int, frame: bytes) -> bytes:
+    sec, nsec = divmod(ts_ns, 1_000_000_000)
+    return RECORD.pack(sec, nsec, len(frame), len(frame)) + frame
+
+
+class FrameQueueSource:
+    """Common part of the in-process sniffers: a thread puts (linktype, ts_ns, frame)
+    tuples in a queue; read() turns them into one pcap stream of the first link type."""
+
+    name = "frames"
+
+    def __init__(self) -> None:
+        self.kernel_drops: int | None = None
+        self.ended_by: str | None = None
+        self.other_linktype = 0  # frames skipped: a pcap stream has one link type
+        self._queue: queue.SimpleQueue[tuple[int, int, bytes] | None] = queue.SimpleQueue()
+        self._linktype: int | None = None
+        self._ended = False
+
+    def put(self, linktype: int, ts_ns: int, frame: bytes) -> None:
+        self._queue.put((linktype, ts_ns, frame))
+
+    def end(self) -> None:
+        self._queue.put(None)
+
+    def read(self, timeout: float) -> bytes | None:
+        if self._ended:
+            return None
+        parts: list[bytes] = []
+        try:
+            item = self._queue.get(timeout=timeout)
+            while True:
+                if item is None:
+                    self._ended = True
+                    break
+                linktype, ts_ns, frame = item
+                if self._linktype is None:
+                    self._linktype = linktype
+                    parts.append(pcap_header(linktype))
+                if linktype == self._linktype:
+                    parts.append(pcap_record(ts_ns, frame))
+                else:
+                    self.other_linktype += 1
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if not parts and self._ended:
+            return None
+        return b"".join(parts)
+
+
+# scapy layer class name -> pcap link type
+SCAPY_LINKTYPES = {"Ether": 1, "CookedLinux": 113, "CookedLinuxV2": 276, "IP": 228,
+                   "IPv6": 229, "Loopback": 0}
+
+
+class ScapySource(FrameQueueSource):
+    """scapy's AsyncSniffer with a per-packet callback (the user's named capture package).
+    Python handles every packet, so it loses packets at rates tcpdump keeps up with."""
+
+    name = "scapy"
+
+    def __init__(self, iface: str, bpf: str, count: int | None) -> None:
+        super().__init__()
+        self.iface, self.bpf, self.count = iface, bpf, count
+        self._sniffer: Any = None
+
+    def start(self) -> None:
+        from scapy.config import conf
+        from scapy.error import Scapy_Exception
+        from scapy.sendrecv import AsyncSniffer
+
+        def on_packet(pkt: Any) -> None:
+            linktype = conf.l2types.layer2num.get(type(pkt))
+            if linktype is None:
+                linktype = SCAPY_LINKTYPES.get(type(pkt).__name__, -1)
+            self.put(linktype, int(pkt.time * 1_000_000_000), bytes(pkt))
+
+        iface = None if self.iface == "any" else self.iface
+        self._sniffer = AsyncSniffer(iface=iface, filter=self.bpf, prn=on_packet, store=False,
+                                     count=self.count or 0)
+        try:
+            self._sniffer.start()
+            time.sleep(0.3)  # the sniffer thread opens its socket
+        except (PermissionError, Scapy_Exception, OSError) as exc:
+            raise _scapy_error(exc) from None
+        if not self._sniffer.running and getattr(self._sniffer, "exception", None):
+            raise _scapy_error(self._sniffer.exception)
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        self._sniffer.join()
+        self.end()
+
+    def stop(self) -> None:
+        if self._sniffer is not None and self._sniffer.running:
+            try:
+                self._sniffer.stop(join=False)
+            except Exception:  # noqa: BLE001 - scapy raises if it has just ended by itself
+                pass
+
+
+def _scapy_error(exc: BaseException) -> CaptureStartError:
+    text = str(exc)
+    if isinstance(exc, PermissionError) or "permitted" in text:
+        return PrivilegeError("scapy", f"scapy: {text}")
+    if "filter" in text.lower():
+        return CaptureStartError(f"bad capture filter: {text}")
+    return CaptureStartError(f"scapy could not start: {text}")
+
+
+# Wireshark's name of the first layer -> pcap link type.
+PYSHARK_LINKTYPES = {"eth": 1, "sll": 113, "ip": 228, "ipv6": 229, "null": 0}
+
+
+class PysharkSource(FrameQueueSource):
+    """pyshark's LiveCapture: tshark decodes every packet to JSON, we keep the raw bytes."""
+
+    name = "pyshark"
+
+    def __init__(self, iface: str, bpf: str, count: int | None) -> None:
+        super().__init__()
+        self.iface, self.bpf, self.count = iface, bpf, count
+        self._capture: Any = None
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        import pyshark  # noqa: F401 - fail here, clearly, if it is missing
+
+        threading.Thread(target=self._run, daemon=True).start()
+        self._started.wait(STARTUP_TIMEOUT)
+        if self._error is not None:
+            text = str(self._error)
+            if "permission" in text.lower():
+                raise PrivilegeError("dumpcap", f"pyshark: {text}")
+            raise CaptureStartError(f"pyshark could not start: {text}")
+
+    def _run(self) -> None:
+        import asyncio
+
+        import pyshark
+
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            self._capture = pyshark.LiveCapture(interface=self.iface, bpf_filter=self.bpf,
+                                                use_json=True, include_raw=True)
+            self._started.set()
+            for pkt in self._capture.sniff_continuously(packet_count=self.count or None):
+                layer = pkt.layers[0].layer_name if pkt.layers else ""
+                linktype = PYSHARK_LINKTYPES.get(layer, -1)
+                if layer == "sll" and hasattr(pkt.layers[0], "ifindex"):
+                    linktype = 276
+                ts_ns = int(pkt.sniff_timestamp.replace(".", "").ljust(19, "0")[:19]) \
+                    if "." in pkt.sniff_timestamp else int(pkt.sniff_timestamp) * 10**9
+                self.put(linktype, ts_ns, pkt.get_raw_packet())
+                if self._stop.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001 - reported by start() or as the end reason
+            self._error = exc
+            if self._started.is_set() and not self._stop.is_set():
+                self.ended_by = f"pyshark: {exc}"
+        finally:
+            self._started.set()
+            try:
+                if self._capture is not None:
+                    self._capture.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.end()
+
+    def stop(self) -> None:
+        self._stop.set()
+        # sniff_continuously only wakes on a packet: end tshark so the loop ends now.
+        try:
+            for proc in list(getattr(self._capture, "_running_processes", ())):
+                proc.terminate()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# ---- a capture file played back at its own pace ---------------------------------------------
+
+
+class ReplaySource:
+    """Plays a classic pcap file record by record at its recorded pace (gaps capped at
+    ``max_gap`` seconds), so the live view can be shown without capture privileges.
+    pcapng files are fed whole."""
+
+    name = "replay"
+
+    def __init__(self, path: str, speed: float = 1.0, max_gap: float = 0.5) -> None:
+        self.path, self.speed, self.max_gap = path, speed, max_gap
+        self.kernel_drops: int | None = 0
+        self.ended_by: str | None = None
+        self._data = b""
+        self._pos = 0
+        self._stop = False
+        self._last_ts: float | None = None
+
+    def start(self) -> None:
+        from ..source import open_source
+
+        source = open_source(self.path)  # the same checks and errors as handshake read
+        self._data = b"".join(chunk.data for chunk in source.chunks())
+        magic = self._data[:4]
+        self._endian = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<",
+                        b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}.get(magic)
+        self._frac = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
+
+    def read(self, timeout: float) -> bytes | None:
+        if self._stop or self._pos >= len(self._data):
+            return None
+        if self._endian is None:  # pcapng: everything at once
+            self._pos = len(self._data)
+            return self._data
+        if self._pos == 0:
+            self._pos = 24
+            return self._data[:24]
+        if self._pos + 16 > len(self._data):
+            rest, self._pos = self._data[self._pos:], len(self._data)
+            return rest
+        sec, frac, incl = struct.unpack_from(self._endian + "IIi", self._data, self._pos)
+        ts = sec + frac * self._frac
+        if self._last_ts is not None:
+            time.sleep(min(max(ts - self._last_ts, 0.0) / self.speed, self.max_gap))
+        self._last_ts = ts
+        end = self._pos + 16 + max(incl, 0)
+        record, self._pos = self._data[self._pos:end], end
+        return record
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+ENGINES = ("default", "tcpdump", "dumpcap", "scapy", "pyshark")
+
+
+def make_source(engine: str, iface: str, bpf: str, count: int | None) -> Source:
+    """``default`` is tcpdump (dumpcap if tcpdump is missing): measured lossless at
+    the rates in benchmarks/README.md, where the in-process Python sniffers lose packets."""
+    if engine not in ENGINES:
+        raise CaptureStartError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    check_interface(iface)
+    if engine == "default":
+        engine = "tcpdump" if shutil.which("tcpdump") or not shutil.which("dumpcap") \
+            else "dumpcap"
+    if engine in ("tcpdump", "dumpcap"):
+        return ChildSource(engine, iface, bpf, count)
+    if engine == "scapy":
+        return ScapySource(iface, bpf, count)
+    return PysharkSource(iface, bpf, count)

@@ -1,0 +1,127 @@
+"""Per-packet data of one connection as numpy arrays, shared by the plots.
+
+Rows are only recorded by the engine when asked (``read(path, record=...)``), so a
+Capture read without them is read again here, for that one connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from ..capture import Capture
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+ROW_WIDTH = 12  # columns we rely on; later columns may be appended by the engine
+MOD = 1 << 32
+
+
+@dataclass
+class Packets:
+    """One connection's packets in capture order (columns of Engine.rows)."""
+
+    pkt_no: NDArray[np.int64]
+    ts_ns: NDArray[np.int64]
+    from_client: NDArray[np.bool_]
+    flags: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    ack: NDArray[np.int64]
+    length: NDArray[np.int64]
+    win: NDArray[np.int64]
+    client_state: NDArray[np.int64]
+    server_state: NDArray[np.int64]
+    unexpected: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.pkt_no)
+
+
+def _to_packets(rows: list[tuple[Any, ...]]) -> Packets:
+    import numpy as np
+
+    n = len(rows)
+    width = len(rows[0]) if rows else ROW_WIDTH
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=n * width)
+    cols = flat.reshape(n, width)[:, :ROW_WIDTH].T
+    return Packets(cols[0], cols[1], cols[3].astype(bool), cols[4], cols[5], cols[6], cols[7],
+                   cols[8], cols[9], cols[10], cols[11].astype(bool))
+
+
+def packets_of(capture: Capture, conn_id: int) -> Packets:
+    """``conn_id``'s packets: from the rows the capture recorded, else by reading it again."""
+    capture.record(conn_id)  # a clear UsageError for an unknown id
+    rows = [r for r in capture.packet_rows() if r[2] == conn_id]
+    if rows:
+        return _to_packets(rows)
+    from ..capture import read
+
+    again = read(capture.path, record=conn_id)
+    mine, theirs = capture.raw(conn_id), (again.raw(conn_id) if conn_id < len(again) else None)
+    if theirs is None or (mine.first_packet, mine.last_packet, mine.client_port) != (
+            theirs.first_packet, theirs.last_packet, theirs.client_port):
+        raise UsageError(f"{capture.path}: connection {conn_id} has no packet rows; read the "
+                         f"capture with record={conn_id} (or record=-2) to plot it")
+    return _to_packets(again.packet_rows())
+
+
+def all_packets_by_conn(capture: Capture) -> dict[int, list[tuple[Any, ...]]]:
+    """Every recorded row grouped by connection id (empty if none were recorded)."""
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in capture.packet_rows():
+        grouped.setdefault(row[2], []).append(row)
+    return grouped
+
+
+def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:
+    """32-bit sequence numbers as a continuous offset from ``base`` (handles wrap-around
+    and transfers beyond 4 GiB: each step is the signed 32-bit difference)."""
+    import numpy as np
+
+    if len(values) == 0:
+        return values.copy()
+    steps = np.diff(values, prepend=base) % MOD
+    steps = np.where(steps >= MOD // 2, steps - MOD, steps)
+    return np.cumsum(steps)
+
+
+def seq_space(p: Packets) -> NDArray[np.int64]:
+    """Sequence numbers each segment consumes: payload, plus one for SYN and for FIN."""
+    return p.length + ((p.flags & SYN) != 0) + ((p.flags & FIN) != 0)
+
+
+def flag_names(flags: int) -> str:
+    names = [name for bit, name in ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"),
+                                    (ACK, "ACK"), (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
+             if flags & bit]
+    return ",".join(names) or "none"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def time_unit(span_ns: float) -> tuple[str, float]:
+    """A readable unit for a time span: (label, nanoseconds per unit)."""
+    if span_ns < 2e6:
+        return "µs", 1e3
+    if span_ns < 2e9:
+        return "ms", 1e6
+    return "s", 1e9
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A Figure on the Agg canvas, outside pyplot."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")

@@ -1,0 +1,111 @@
+"""``handshake plot`` and ``handshake report``. Only the standard library is imported
+here; matplotlib loads when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+KINDS = ("sequence", "ladder", "overview", "fsm")
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    pl = sub.add_parser("plot", help="draw one connection or the capture as PNG/SVG/PDF",
+                        description="Draw a time-sequence graph or ladder diagram of one "
+                                    "connection, the capture overview, or the TCP state "
+                                    "diagram.")
+    pl.add_argument("file", metavar="FILE", nargs="?",
+                    help="capture file (not needed for --kind fsm)")
+    pl.add_argument("--conn", type=int, metavar="ID", help="connection id (sequence, ladder)")
+    pl.add_argument("--kind", choices=KINDS, default="sequence", help="default: sequence")
+    pl.add_argument("-o", "--output", required=True, metavar="OUT",
+                    help="output file: .png, .svg or .pdf")
+    pl.add_argument("--absolute", action="store_true",
+                    help="sequence: absolute sequence numbers instead of relative ones")
+    pl.add_argument("--max-packets", type=int, default=40, metavar="N",
+                    help="ladder: collapse data runs beyond N packets (default 40)")
+    pl.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
+
+    rp = sub.add_parser("report", help="self-contained HTML report of capture files",
+                        description="Write one self-contained HTML file: summary, overview "
+                                    "plots, connection table, and a ladder and "
+                                    "time-sequence graph per connection.")
+    rp.add_argument("files", nargs="+", metavar="FILE")
+    rp.add_argument("-o", "--output", required=True, metavar="OUT", help="the .html file")
+    rp.add_argument("--limit", type=int, metavar="N",
+                    help="diagrams for the first N connections of each capture only")
+    return {"plot": cmd_plot, "report": cmd_report}
+
+
+def _check_output(path: str) -> str:
+    from ..errors import UsageError
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise UsageError(f"{path}: unknown image format {ext or '(none)'}; use "
+                         f"{', '.join(FORMATS)}")
+    return ext
+
+
+def _read(path: str, record: int | None) -> object:
+    from ..capture import read
+    from ..errors import CaptureError
+
+    cap = read(path, record=record)
+    if cap.error and not len(cap):
+        raise CaptureError(cap.path, str(cap.error).split(": ", 1)[-1])
+    return cap
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+
+    ext = _check_output(args.output)
+    if args.kind == "fsm":
+        from . import fsm_plot
+
+        fig = fsm_plot()
+    else:
+        if not args.file:
+            raise UsageError(f"--kind {args.kind} needs a capture FILE")
+        if args.kind == "overview":
+            from . import overview_plot
+
+            fig = overview_plot(_read(args.file, -2))  # type: ignore[arg-type]
+        else:
+            if args.conn is None:
+                raise UsageError(f"--kind {args.kind} needs --conn ID")
+            cap = _read(args.file, args.conn)
+            cap.record(args.conn)  # type: ignore[attr-defined]  # unknown id: one line
+            if args.kind == "ladder":
+                from . import ladder_plot
+
+                fig = ladder_plot(cap, args.conn, max_packets=args.max_packets)  # type: ignore[arg-type]
+            else:
+                from . import sequence_plot
+
+                fig = sequence_plot(cap, args.conn, absolute=args.absolute)  # type: ignore[arg-type]
+    _save(fig, args.output, args.dpi if ext == ".png" else None)
+    return 0
+
+
+def _save(fig: object, path: str, dpi: int | None) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ..errors import UsageError
+
+    FigureCanvasAgg(fig)  # type: ignore[arg-type]
+    try:
+        fig.savefig(path, dpi=dpi or "figure")  # type: ignore[attr-defined]
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import write_html_report
+
+    caps = [_read(path, -2) for path in args.files]
+    write_html_report(caps, args.output, limit=args.limit)  # type: ignore[arg-type]
+    return 0
