@@ -410,9 +410,9 @@ int zeek_is_reuse(const Conn *c, const Segment *s) {
  * the packet that reaches them (AttemptTimer, ExpireTimer, ConnDeleteTimer and the
  * session inactivity timer). Without zeek timers only long inactivity ends one. */
 int zeek_expired(const Tracker *t, Conn *c, int64_t ts) {
+    if (!t->zeek_timers) return ts - c->last_ts > t->inactivity_ns;
     const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
     int64_t inactivity = c->z_inactivity_long ? t->inactivity_ns : 60 * NS;
-    if (!t->zeek_timers) return ts - c->last_ts > t->inactivity_ns;
     for (;;) {
         int64_t at = c->z_last_time + inactivity;
         int which = at <= ts ? 3 : -1;
