@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "anomaly_state.h"
 
 /* TCP header flag bits (RFC 9293 section 3.1). */
 enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_PSH = 0x08, F_ACK = 0x10,
@@ -73,6 +74,8 @@ typedef struct {
     uint8_t state[2];     /* both key sides' TcpState after the packet */
     uint8_t unexpected;   /* an input of this packet was unexpected */
     uint8_t pad;
+    uint32_t anomalies;   /* Wireshark's analysis flags, 1 << AN_* (anomaly.c) */
+    uint32_t dup_ack_num; /* Wireshark's duplicate ACK number, 0 if none */
 } PacketRow;
 
 typedef struct {
@@ -101,6 +104,7 @@ typedef struct {
     uint64_t hist_last_syn, hist_last_fin, hist_last_rst;
     uint32_t chk_cnt, chk_thresh, rxmt_cnt, rxmt_thresh;
     uint64_t z_pkts, z_ip_bytes;   /* ConnSize: packets that reached TCP analysis */
+    AnomSide an;                   /* Wireshark's per-direction analysis (anomaly.c) */
 } Side;
 
 typedef struct {
@@ -132,6 +136,8 @@ typedef struct {
     char *hist_heap;          /* Zeek history when longer than hist_inline, else NULL */
     uint16_t hist_len, hist_cap;
     char hist_inline[24];
+    int64_t an_syn_ts, an_first_rtt; /* Wireshark's last SYN time and iRTT (anomaly.c) */
+    uint8_t an_syn_seen;
 } Conn;
 
 /* The history string: the array of connections moves, so no pointer into it is kept. */
