@@ -400,17 +400,18 @@ static int copy_names(PyObject *seq, const char **dst, Py_ssize_t want) {
 }
 
 static PyObject *set_names(PyObject *mod, PyObject *args) {
-    PyObject *st, *in, *cs, *ck;
-    if (!PyArg_ParseTuple(args, "OOOO", &st, &in, &cs, &ck)) return NULL;
+    PyObject *st, *in, *cs, *ck, *an;
+    if (!PyArg_ParseTuple(args, "OOOOO", &st, &in, &cs, &ck, &an)) return NULL;
     if (copy_names(st, NAMES_STATE, N_TCP_STATES) || copy_names(in, NAMES_INPUT, N_INPUTS) ||
-        copy_names(cs, NAMES_CS, 13) || copy_names(ck, NAMES_CK, 8))
+        copy_names(cs, NAMES_CS, 13) || copy_names(ck, NAMES_CK, 8) ||
+        copy_names(an, NAMES_ANOMALY, AN__COUNT))
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"set_names", set_names, METH_VARARGS,
-     "set_names(states, inputs, conn_states, close_kinds): names used by Engine.jsonl."},
+     "set_names(states, inputs, conn_states, close_kinds, anomalies): names for Engine.jsonl."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "analyzer._engine",
