@@ -49,6 +49,7 @@ typedef struct {
     int32_t mss;          /* -1 when absent */
     int16_t wscale;       /* -1 when absent */
     uint8_t sack_ok, ts_present;
+    uint8_t payload_cut;  /* the capture holds less than the whole payload */
 } Segment;
 
 /* One state change of one endpoint: kept in a global array, linked per connection. */
@@ -105,6 +106,13 @@ typedef struct {
     uint32_t chk_cnt, chk_thresh, rxmt_cnt, rxmt_thresh;
     uint64_t z_pkts, z_ip_bytes;   /* ConnSize: packets that reached TCP analysis */
     AnomSide an;                   /* Wireshark's per-direction analysis (anomaly.c) */
+    /* Zeek's zero windows and content gaps (zeek.c: history w/W, g/G). The reassembler is
+     * reduced to what finds gaps: delivered up to rs_last, acked up to rs_trim, and a
+     * few blocks of data above a hole (relative sequence numbers, as Zeek's). */
+    uint32_t win0_cnt, win0_thresh, gap_cnt, gap_thresh;
+    uint64_t fin_seq, rs_last, rs_trim;
+    uint64_t blk_lo[4], blk_hi[4];
+    uint8_t n_blk, rs_skip;
 } Side;
 
 typedef struct {
@@ -136,6 +144,7 @@ typedef struct {
     char *hist_heap;          /* Zeek history when longer than hist_inline, else NULL */
     uint16_t hist_len, hist_cap;
     char hist_inline[24];
+    uint8_t z_partial, z_first_seen; /* TCPSessionAdapter::is_partial, first_packet_seen */
     int64_t an_syn_ts, an_first_rtt; /* Wireshark's last SYN time and iRTT (anomaly.c) */
     uint8_t an_syn_seen;
 } Conn;
