@@ -13,6 +13,7 @@ setup(
                 "csrc/track.c",
                 "csrc/zeek.c",
                 "csrc/jsonl.c",
+                "csrc/anomaly.c",
             ],
             depends=[
                 "csrc/engine.h",
@@ -21,6 +22,8 @@ setup(
                 "csrc/track.h",
                 "csrc/zeek.h",
                 "csrc/jsonl.h",
+                "csrc/anomaly.h",
+                "csrc/anomaly_state.h",
             ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

@@ -74,7 +74,7 @@ CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start",
                "client_sack_permitted", "client_timestamps", "server_mss", "server_wscale",
                "server_sack_permitted", "server_timestamps", "close_kind", "close_initiator",
                "close_reset_by", "close_half_close", "close_time_wait", "client_states",
-               "server_states", "roles_guessed", "unexpected")
+               "server_states", "roles_guessed", "unexpected", "anomalies")
 
 
 def flat(rec: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +98,8 @@ def flat(rec: dict[str, Any]) -> dict[str, Any]:
     for key in ("initiator", "reset_by", "half_close", "time_wait"):
         row[f"close_{key}"] = cl[key]
     row["unexpected"] = len(rec["unexpected"])
+    # e.g. "retransmission=3 duplicate_ack=5" (Wireshark's flags, non-zero counts only)
+    row["anomalies"] = " ".join(f"{name}={n}" for name, n in rec["anomalies"].items())
     return row
 
 

@@ -3,7 +3,8 @@
 One record is a plain dict, exactly what ``handshake read --format jsonl`` writes:
 ``id, client, server, first_packet, last_packet, start, end, duration, packets,
 payload_bytes, conn_state, history, handshake, close, states`` and a few extras
-(``roles_guessed``, ``unexpected``, ``zeek``).
+(``roles_guessed``, ``unexpected``, ``anomalies``: Wireshark's per-packet analysis
+flags counted per connection, only the non-zero ones).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import socket
 from typing import Any, Final, NamedTuple
 
+from .anomalies import NAMES as ANOMALY_NAMES
+from .anomalies import counts as anomaly_counts
 from .fsm import Input, TcpState
 
 CONN_STATES: Final = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH",
@@ -26,7 +29,7 @@ def _share_names() -> None:
     """The engine's JSON writer takes its names from here (one list, not two)."""
     from . import _engine
 
-    _engine.set_names(STATE_NAMES, INPUT_NAMES, CONN_STATES, CLOSE_KINDS)
+    _engine.set_names(STATE_NAMES, INPUT_NAMES, CONN_STATES, CLOSE_KINDS, ANOMALY_NAMES)
 
 
 _share_names()
@@ -83,6 +86,7 @@ class RawConn(NamedTuple):
     zeek_orig_ip_bytes: int
     zeek_resp_ip_bytes: int
     zeek_last_ns: int
+    anomalies: tuple[int, ...]  # totals per analyzer.anomalies.Anomaly bit, in bit order
 
 
 def endpoint(family: int, addr: bytes, port: int) -> str:
@@ -178,4 +182,5 @@ def build_record(raw: RawConn, transitions: list[tuple[int, int, int, int, int, 
         "states": states,
         "roles_guessed": raw.roles_guessed,
         "unexpected": unexpected,
+        "anomalies": anomaly_counts(raw.anomalies),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from .anomalies import tags
 from .capture import read
 from .errors import UsageError
 from .records import STATE_NAMES
@@ -40,7 +41,9 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
     isn = {True: hs["client_isn"], False: hs["server_isn"]}
     prev = (-1, -1)
     unexpected = {(u["packet"]) for u in rec["unexpected"]}
-    for pkt, ts, _conn, from_client, flags, seq, ack, length, win, cst, sst, _odd in rows:
+    for row in rows:
+        pkt, ts, _conn, from_client, flags, seq, ack, length, win, cst, sst = row[:11]
+        anomalies, dup_ack_num = row[12], row[13]
         base = isn[from_client]
         other = isn[not from_client]
         rseq = (seq - base) % 2**32 if base is not None else seq
@@ -50,9 +53,11 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
         c_txt = _state(cst) + ("*" if cst != prev[0] else "")
         s_txt = _state(sst) + ("*" if sst != prev[1] else "")
         prev = (cst, sst)
-        note = "  unexpected" if pkt in unexpected else ""
+        marks = tags(anomalies, dup_ack_num) + (["unexpected"] if pkt in unexpected else [])
+        note = "  " + " ".join(marks) if marks else ""
         out.write(f"{pkt:>6} {(ts - start) / 1e9:>10.6f}  {arrow:<3} {flags_text(flags):<6} "
                   f"{rseq:>10} {rack if flags & 0x10 else '':>10} {length:>5} {win:>6}  "
                   f"{c_txt:<13} {s_txt:<13}{note}\n")
     out.write("\n-> client to server, <- server to client; seq/ack relative to each ISN; "
-              "* marks a state change\n")
+              "* marks a state change;\n"
+              "[...] are Wireshark's analysis flags (tshark's Info column)\n")

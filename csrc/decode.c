@@ -58,6 +58,7 @@ static int decode_tcp(const uint8_t *t, uint32_t tcp_len, size_t cap, Segment *s
     s->wscale = -1;
     s->sack_ok = s->ts_present = 0;
     s->csum_bad = 0;
+    s->payload_cut = cap < tcp_len; /* snap length: Zeek then never sees this data */
     if ((s->flags & F_SYN) && hlen > 20) {
         size_t avail = cap < hlen ? cap : hlen;
         if (avail > 20) parse_options(t + 20, avail - 20, s);

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "anomaly_state.h"
 
 /* TCP header flag bits (RFC 9293 section 3.1). */
 enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_PSH = 0x08, F_ACK = 0x10,
@@ -61,6 +62,7 @@ typedef struct {
     int32_t mss;          /* -1 when absent */
     int16_t wscale;       /* -1 when absent */
     uint8_t sack_ok, ts_present;
+    uint8_t payload_cut;  /* the capture holds less than the whole payload */
 } Segment;
 
 /* One state change of one endpoint: kept in a global array, linked per connection. */
@@ -86,6 +88,8 @@ typedef struct {
     uint8_t state[2];     /* both key sides' TcpState after the packet */
     uint8_t unexpected;   /* an input of this packet was unexpected */
     uint8_t pad;
+    uint32_t anomalies;   /* Wireshark's analysis flags, 1 << AN_* (anomaly.c) */
+    uint32_t dup_ack_num; /* Wireshark's duplicate ACK number, 0 if none */
 } PacketRow;
 
 typedef struct {
@@ -121,6 +125,14 @@ typedef struct {
     uint64_t hist_last_syn, hist_last_fin, hist_last_rst;
     uint32_t chk_cnt, chk_thresh, rxmt_cnt, rxmt_thresh;
     uint64_t z_pkts, z_ip_bytes;   /* ConnSize: packets that reached TCP analysis */
+    AnomSide an;                   /* Wireshark's per-direction analysis (anomaly.c) */
+    /* Zeek's zero windows and content gaps (zeek.c: history w/W, g/G). The reassembler is
+     * reduced to what finds gaps: delivered up to rs_last, acked up to rs_trim, and a
+     * few blocks of data above a hole (relative sequence numbers, as Zeek's). */
+    uint32_t win0_cnt, win0_thresh, gap_cnt, gap_thresh;
+    uint64_t fin_seq, rs_last, rs_trim;
+    uint64_t blk_lo[4], blk_hi[4];
+    uint8_t n_blk, rs_skip;
 } Side;
 
 typedef struct {
@@ -155,6 +167,9 @@ typedef struct {
     char *hist_heap;          /* Zeek history when longer than hist_inline, else NULL */
     uint16_t hist_len, hist_cap;
     char hist_inline[24];
+    uint8_t z_partial, z_first_seen; /* TCPSessionAdapter::is_partial, first_packet_seen */
+    int64_t an_syn_ts, an_first_rtt; /* Wireshark's last SYN time and iRTT (anomaly.c) */
+    uint8_t an_syn_seen;
 } Conn;
 
 /* The history string: the array of connections moves, so no pointer into it is kept. */

@@ -10,7 +10,8 @@
 #include "jsonl.h"
 #include "zeek.h"
 
-const char *NAMES_STATE[N_TCP_STATES], *NAMES_INPUT[N_INPUTS], *NAMES_CS[13], *NAMES_CK[8];
+const char *NAMES_STATE[N_TCP_STATES], *NAMES_INPUT[N_INPUTS], *NAMES_CS[13], *NAMES_CK[8],
+    *NAMES_ANOMALY[AN__COUNT];
 static const char *WHO_NAMES[4] = {"null", "\"client\"", "\"server\"", "\"both\""};
 
 static int put(Buf *b, const char *fmt, ...) {
@@ -136,5 +137,13 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
             NAMES_INPUT[tr->input]);
         first = 0;
     }
-    return put(b, "]}\n");
+    put(b, "],\"anomalies\":{"); /* non-zero totals only, in bit order (records.py) */
+    first = 1;
+    for (int k = 0; k < AN__COUNT; k++) {
+        uint32_t n = c->s[0].an.count[k] + c->s[1].an.count[k];
+        if (!n) continue;
+        put(b, "%s\"%s\":%u", first ? "" : ",", NAMES_ANOMALY[k], n);
+        first = 0;
+    }
+    return put(b, "}}\n");
 }

@@ -176,6 +176,18 @@ static PyObject *ts_or_none(int64_t ts) {
     return PyLong_FromLongLong(ts);
 }
 
+/* Anomaly totals of both directions, in AN_* order (analyzer.anomalies.Anomaly). */
+static PyObject *anomaly_counts(const Conn *c) {
+    PyObject *t = PyTuple_New(AN__COUNT);
+    if (!t) return NULL;
+    for (int k = 0; k < AN__COUNT; k++) {
+        PyObject *n = PyLong_FromUnsignedLong(c->s[0].an.count[k] + c->s[1].an.count[k]);
+        if (!n) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, k, n);
+    }
+    return t;
+}
+
 static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
     if (i == -1 && PyErr_Occurred()) return NULL;
@@ -238,6 +250,7 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     v[k++] = PyLong_FromUnsignedLongLong(o->z_ip_bytes);
     v[k++] = PyLong_FromUnsignedLongLong(r->z_ip_bytes);
     v[k++] = PyLong_FromLongLong(c->z_last_time);
+    v[k++] = anomaly_counts(c);
     PyObject *t = PyTuple_New(k);
     if (!t) return NULL;
     for (int j = 0; j < k; j++) {
@@ -340,7 +353,7 @@ oom:
 }
 
 /* Recorded packet rows: [(pkt_no, ts_ns, conn, from_client, flags, seq, ack, len, win,
- * client_state, server_state, unexpected)]. */
+ * client_state, server_state, unexpected, anomalies, dup_ack_num)]. */
 static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
     Tracker *t = &self->tracker;
     PyObject *out = PyList_New((Py_ssize_t)t->n_rows);
@@ -349,12 +362,12 @@ static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
         const PacketRow *r = &t->rows[k];
         const Conn *c = &t->conns[r->conn];
         PyObject *item = Py_BuildValue(
-            "(KLIOIkkkIiiO)", (unsigned long long)r->pkt_no, (long long)r->ts_ns, r->conn,
+            "(KLIOIkkkIiiOII)", (unsigned long long)r->pkt_no, (long long)r->ts_ns, r->conn,
             r->from_side == c->orig ? Py_True : Py_False, (unsigned)r->flags,
             (unsigned long)r->seq, (unsigned long)r->ack, (unsigned long)r->len,
             (unsigned)r->win, r->state[c->orig] == ST_NONE ? -1 : r->state[c->orig],
             r->state[c->orig ^ 1] == ST_NONE ? -1 : r->state[c->orig ^ 1],
-            r->unexpected ? Py_True : Py_False);
+            r->unexpected ? Py_True : Py_False, r->anomalies, r->dup_ack_num);
         if (!item) { Py_DECREF(out); return NULL; }
         PyList_SET_ITEM(out, (Py_ssize_t)k, item);
     }
@@ -412,17 +425,18 @@ static int copy_names(PyObject *seq, const char **dst, Py_ssize_t want) {
 }
 
 static PyObject *set_names(PyObject *mod, PyObject *args) {
-    PyObject *st, *in, *cs, *ck;
-    if (!PyArg_ParseTuple(args, "OOOO", &st, &in, &cs, &ck)) return NULL;
+    PyObject *st, *in, *cs, *ck, *an;
+    if (!PyArg_ParseTuple(args, "OOOOO", &st, &in, &cs, &ck, &an)) return NULL;
     if (copy_names(st, NAMES_STATE, N_TCP_STATES) || copy_names(in, NAMES_INPUT, N_INPUTS) ||
-        copy_names(cs, NAMES_CS, 13) || copy_names(ck, NAMES_CK, 8))
+        copy_names(cs, NAMES_CS, 13) || copy_names(ck, NAMES_CK, 8) ||
+        copy_names(an, NAMES_ANOMALY, AN__COUNT))
         return NULL;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
     {"set_names", set_names, METH_VARARGS,
-     "set_names(states, inputs, conn_states, close_kinds): names used by Engine.jsonl."},
+     "set_names(states, inputs, conn_states, close_kinds, anomalies): names for Engine.jsonl."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "analyzer._engine",

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "track.h"
 #include "zeek.h"
+#include "anomaly.h"
 
 static inline int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
 static inline int seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
@@ -471,8 +472,12 @@ void tracker_segment(Tracker *t, const Segment *s) {
     if ((t->slot_used + 1) * 2 > t->slot_mask + 1 && rehash(t)) return;
     uint32_t *slot = find_slot(t, s->family, a, b, pa, pb);
     Conn *c = *slot ? &t->conns[*slot - 1] : NULL;
+    int carry = 0;
+    AnomCarry kept; /* Wireshark's analysis goes on across Zeek's splits (anomaly.c) */
     if (c && (zeek_expired(t, c, s->ts_ns) ||
               (zeek_is_reuse(c, s) && !crossing_syn(c, from, s)))) {
+        anomaly_save(&kept, c);
+        carry = 1;
         conn_finish(t, c);
         c = NULL;
     }
@@ -480,6 +485,7 @@ void tracker_segment(Tracker *t, const Segment *s) {
         c = new_conn(t, s, a, b, pa, pb, slot);
         if (!c) return;
         zeek_new_conn(t, c, from, s);
+        if (carry) anomaly_restore(c, &kept);
     }
     Side *e = &c->s[from];
     c->last_pkt = s->pkt_no;
@@ -501,6 +507,7 @@ void tracker_segment(Tracker *t, const Segment *s) {
         rfc_segment(t, c, from, s);
         note_facts(c, from, s);
     }
+    uint32_t dup_ack_num, anomalies = anomaly_segment(c, from, s, &dup_ack_num);
 
     if (t->record_conn == -2 || t->record_conn == (int64_t)c->id) {
         uint64_t cap = t->cap_rows;
@@ -522,6 +529,8 @@ void tracker_segment(Tracker *t, const Segment *s) {
                                       t->trans[c->trans_tail].pkt_no == s->pkt_no &&
                                       t->trans[c->trans_tail].how == 2);
             r->pad = 0;
+            r->anomalies = anomalies;
+            r->dup_ack_num = dup_ack_num;
         }
     }
 }

@@ -120,6 +120,8 @@ static void set_state(Conn *c, int side, uint8_t z) {
 }
 
 static void init_seq(Side *e, uint32_t start, uint32_t ack, uint32_t last) {
+    e->rs_last = e->rs_trim = 1; /* the reassembler's first data octet */
+    e->n_blk = 0;
     e->z_start = start;
     e->z_ack = ack;
     e->z_last = last;
@@ -241,6 +243,7 @@ static void update_state_machine(const Tracker *t, Conn *c, int side, const Segm
                 if (!ack && p->z == Z_SYN_ACK_SENT && s->seq == (uint32_t)e->z_start) {
                     /* SYN/SYN-ACK reversal: flip the endpoints, establish */
                     flip_roles(c);
+                    c->z_partial = 0;
                     set_state(c, side ^ 1, Z_ESTABLISHED);
                 }
                 if (p->z == Z_SYN_SENT) set_state(c, side ^ 1, Z_ESTABLISHED);
@@ -260,8 +263,10 @@ static void update_state_machine(const Tracker *t, Conn *c, int side, const Segm
         if (e->z == Z_INACTIVE) {
             if (!io && s->payload_len == 0 && c->s[c->orig].z == Z_SYN_SENT)
                 ; /* an ACK of the SYN before the SYN-ACK does not make a partial conn */
-            else if (ack && p->z == Z_ESTABLISHED)
+            else if (ack && p->z == Z_ESTABLISHED) {
                 set_state(c, side, Z_ESTABLISHED); /* the SYN was missed */
+                c->z_partial = 0;
+            }
             else
                 set_state(c, side, Z_PARTIAL);
         }
@@ -304,6 +309,130 @@ static void update_state_machine(const Tracker *t, Conn *c, int side, const Segm
     }
 }
 
+/* ---- zero windows and content gaps (history w/W, g/G) ------------------------------ */
+
+/* update_window's test: a zero window is news unless it comes with or after a RST, or
+ * after the peer's FIN. */
+static void zero_window(Conn *c, int side, const Segment *s) {
+    Side *e = &c->s[side], *p = &c->s[side ^ 1];
+    if (s->win == 0 && !(s->flags & F_RST) && p->z != Z_CLOSED && e->z != Z_RESET)
+        scaled_history(c, side, 'W', &e->win0_cnt, &e->win0_thresh); /* ZeroWindow */
+}
+
+static inline int is_clean(const Side *e) {
+    return e->z == Z_ESTABLISHED || (e->z == Z_CLOSED && e->zprev == Z_ESTABLISHED);
+}
+
+/* TCP_Reassembler::Gap: a letter only for a cleanly established or closing connection. */
+static void gap(Conn *c, int side) {
+    Side *e = &c->s[side];
+    if (is_clean(e) && is_clean(&c->s[side ^ 1]))
+        scaled_history(c, side, 'G', &e->gap_cnt, &e->gap_thresh);
+}
+
+static uint64_t rel_space(const Side *e, uint32_t seq, uint32_t wraps) {
+    return ((uint64_t)wraps << 32) + seq - (uint64_t)e->z_start;
+}
+
+/* BlockInserted: deliver the blocks the new data made contiguous. */
+static void deliver_blocks(Side *e) {
+    int k = 0;
+    while (k < e->n_blk && e->blk_lo[k] <= e->rs_last) {
+        if (e->blk_hi[k] > e->rs_last) e->rs_last = e->blk_hi[k];
+        k++;
+    }
+    memmove(e->blk_lo, e->blk_lo + k, (size_t)(e->n_blk - k) * sizeof e->blk_lo[0]);
+    memmove(e->blk_hi, e->blk_hi + k, (size_t)(e->n_blk - k) * sizeof e->blk_hi[0]);
+    e->n_blk = (uint8_t)(e->n_blk - k);
+}
+
+/* Keep [lo, hi) above the hole; blocks stay sorted and disjoint (the last one absorbs
+ * the rest when there is no room: only where holes start matters for gap letters). */
+static void add_block(Side *e, uint64_t lo, uint64_t hi) {
+    int k = 0;
+    while (k < e->n_blk && e->blk_hi[k] < lo) k++;
+    if (k < e->n_blk && e->blk_lo[k] <= hi) { /* overlaps or touches block k */
+        if (lo < e->blk_lo[k]) e->blk_lo[k] = lo;
+        if (hi > e->blk_hi[k]) e->blk_hi[k] = hi;
+        while (k + 1 < e->n_blk && e->blk_lo[k + 1] <= e->blk_hi[k]) {
+            if (e->blk_hi[k + 1] > e->blk_hi[k]) e->blk_hi[k] = e->blk_hi[k + 1];
+            memmove(e->blk_lo + k + 1, e->blk_lo + k + 2, (size_t)(e->n_blk - k - 2) * 8);
+            memmove(e->blk_hi + k + 1, e->blk_hi + k + 2, (size_t)(e->n_blk - k - 2) * 8);
+            e->n_blk--;
+        }
+        return;
+    }
+    if (e->n_blk == 4) {
+        if (hi > e->blk_hi[3]) e->blk_hi[3] = hi;
+        if (lo < e->blk_lo[3] && k == 4) e->blk_lo[3] = lo;
+        return;
+    }
+    memmove(e->blk_lo + k + 1, e->blk_lo + k, (size_t)(e->n_blk - k) * 8);
+    memmove(e->blk_hi + k + 1, e->blk_hi + k, (size_t)(e->n_blk - k) * 8);
+    e->blk_lo[k] = lo;
+    e->blk_hi[k] = hi;
+    e->n_blk++;
+}
+
+/* TCP_Reassembler::DataSent for the data of one segment at relative `seq`. */
+static void data_sent(Side *e, uint64_t seq, uint32_t len) {
+    if (e->rs_skip) return;
+    uint64_t ack = rel_space(e, e->z_ack, e->z_ack_wraps), upper = seq + len;
+    if (seq < ack) {
+        if (upper <= ack) return; /* delivered and acknowledged already */
+        seq = ack;
+    }
+    if (upper <= e->rs_trim) return;
+    if (seq < e->rs_trim) seq = e->rs_trim;
+    if (seq <= e->rs_last) {
+        if (upper > e->rs_last) e->rs_last = upper;
+        deliver_blocks(e);
+    } else {
+        add_block(e, seq, upper);
+    }
+    /* tcp_max_above_hole_without_any_acks (16 kB): give up on this endpoint */
+    if (e->n_blk && no_data_acked(e) && e->blk_hi[e->n_blk - 1] - e->rs_last > 16384) {
+        e->n_blk = 0;
+        e->rs_skip = 1;
+    }
+}
+
+/* TCP_Reassembler::AckReceived: acknowledged data never seen is a content gap. */
+static void ack_received(Conn *c, int side, uint64_t seq) {
+    Side *e = &c->s[side];
+    if (e->fin_cnt && seq >= e->fin_seq) seq = e->fin_seq - 1;
+    if (seq <= e->rs_trim) return;
+    /* Undelivered; a partial connection's first ack (of 1 or 2) is not a gap */
+    if (seq > e->rs_last && !(seq <= 2 && c->z_partial)) {
+        if (!e->rs_skip) {
+            while (e->n_blk && e->blk_lo[0] < seq) {
+                if (e->blk_lo[0] > e->rs_last) gap(c, side);
+                e->rs_last = e->blk_lo[0];
+                deliver_blocks(e);
+            }
+            if (seq > e->rs_last) gap(c, side);
+        }
+        if (seq > e->rs_last) e->rs_last = seq;
+    }
+    e->rs_trim = seq;
+    int k = 0; /* blocks below the ack are gone (TrimToSeq) */
+    while (k < e->n_blk && e->blk_hi[k] <= seq) k++;
+    if (k) {
+        memmove(e->blk_lo, e->blk_lo + k, (size_t)(e->n_blk - k) * 8);
+        memmove(e->blk_hi, e->blk_hi + k, (size_t)(e->n_blk - k) * 8);
+        e->n_blk = (uint8_t)(e->n_blk - k);
+    }
+}
+
+/* TCPSessionAdapter::SetPartialStatus (the first packet each side sends). */
+static void set_partial_status(Conn *c, int side, const Segment *s) {
+    int bit = is_orig(c, side) ? 1 : 2;
+    if (c->z_first_seen & bit) return;
+    c->z_first_seen |= (uint8_t)bit;
+    if (bit == 1) c->z_partial = !(s->flags & F_SYN) || (s->flags & F_ACK);
+    else if (!c->z_partial) c->z_partial = !(s->flags & F_SYN);
+}
+
 /* TCPSessionAdapter::Process, in Zeek's order. */
 void zeek_process(Tracker *t, Conn *c, int side, const Segment *s) {
     Side *e = &c->s[side], *p = &c->s[side ^ 1];
@@ -313,23 +442,36 @@ void zeek_process(Tracker *t, Conn *c, int side, const Segment *s) {
     if (rst) seg_len -= s->payload_len;
     uint32_t past = s->seq + seg_len;
 
+    set_partial_status(c, side, s);
     init_endpoint(e, s, s->seq, past);
-    uint64_t rel_seq = get_relative_seq(e, s->seq, e->z_last, e->z_last_wraps, NULL);
+    int seq_underflow = 0;
+    uint64_t rel_seq = get_relative_seq(e, s->seq, e->z_last, e->z_last_wraps, &seq_underflow);
     update_history(c, side, s, rel_seq);
+    zero_window(c, side, s);
     if (!c->s[0].did_close || !c->s[1].did_close) c->z_last_time = s->ts_ns;
-    if (fin) e->fin_cnt++;
+    if (fin) {
+        e->fin_cnt++;
+        e->fin_seq = rel_seq + seg_len;
+    }
+    uint64_t rel_ack = 0;
     if (ack) {
         if (p->z == Z_INACTIVE) {
+            rel_ack = 1;
             init_seq(p, s->ack - 1, s->ack - 1, s->ack - 1); /* init_peer */
         } else {
             int underflow = 0;
-            get_relative_seq(p, s->ack, p->z_ack, p->z_ack_wraps, &underflow);
-            if (!underflow && !rst) update_ack_seq(p, s->ack);
+            rel_ack = get_relative_seq(p, s->ack, p->z_ack, p->z_ack_wraps, &underflow);
+            if (underflow) rel_ack = 0;
+            else if (!rst) update_ack_seq(p, s->ack);
         }
     }
     update_last_seq(c, side, past, s);
     int do_close, gen_event;
     update_state_machine(t, c, side, s, &do_close, &gen_event);
+    /* after the state machine, so a gap revealed by a FIN or RST is judged on it */
+    if (ack) ack_received(c, side ^ 1, rel_ack);
+    if (s->payload_len && !s->payload_cut && !rst && !seq_underflow)
+        data_sent(e, syn ? rel_seq + 1 : rel_seq, s->payload_len);
     if (do_close) connection_closed(t, c, side, gen_event);
     e->z_pkts++; /* ConnSize_Analyzer */
     e->z_ip_bytes += s->ip_len;
@@ -410,9 +552,9 @@ int zeek_is_reuse(const Conn *c, const Segment *s) {
  * the packet that reaches them (AttemptTimer, ExpireTimer, ConnDeleteTimer and the
  * session inactivity timer). Without zeek timers only long inactivity ends one. */
 int zeek_expired(const Tracker *t, Conn *c, int64_t ts) {
+    if (!t->zeek_timers) return ts - c->last_ts > t->inactivity_ns;
     const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
     int64_t inactivity = c->z_inactivity_long ? t->inactivity_ns : 60 * NS;
-    if (!t->zeek_timers) return ts - c->last_ts > t->inactivity_ns;
     for (;;) {
         int64_t at = c->z_last_time + inactivity;
         int which = at <= ts ? 3 : -1;
