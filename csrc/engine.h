@@ -101,6 +101,7 @@ typedef struct {
     uint32_t fin_end;         /* seq after our FIN */
     uint32_t syn_count, synack_count;
     int64_t first_syn_ts, last_syn_ts;   /* SYN (or SYN-ACK) sent by this side */
+    uint64_t last_syn_pkt;
     int64_t fin_ts, fin_acked_ts, rst_ts;
     uint64_t fin_pkt, fin_acked_pkt, rst_pkt; /* packet numbers: 0 = not yet */
     uint32_t nxt;              /* highest sequence number sent so far, plus one */

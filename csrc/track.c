@@ -220,7 +220,7 @@ static void infer_sender(Tracker *t, Conn *c, int from, const Segment *s) {
              * answers (an earlier one may have been dropped, e.g. a full backlog) */
             set_initial(t, c, from, TS_LISTEN, p->first_syn_ts, c->first_pkt);
             e->st = TS_LISTEN;
-            rfc_input(t, c, from, IN_RECV_SYN, p->last_syn_ts, pkt);
+            rfc_input(t, c, from, IN_RECV_SYN, p->last_syn_ts, p->last_syn_pkt);
         } else {
             set_initial(t, c, from, TS_LISTEN, ts, pkt);
         }
@@ -338,6 +338,7 @@ static void note_facts(Conn *c, int from, const Segment *s) {
             e->have_opts = 1;
         }
         e->last_syn_ts = ts;
+        e->last_syn_pkt = s->pkt_no;
         if (f & F_ACK) {
             if (!e->sent_synack && p->sent_syn && c->hs_synack_ts == TS_UNSET) {
                 c->hs_synack_ts = ts;

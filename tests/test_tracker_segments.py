@@ -718,3 +718,18 @@ def test_random_conversations_never_raise(segments: list[tuple[bool, int, int, i
             assert 1 <= u["packet"] <= len(segments)
         assert r["close"]["kind"] in ("four_way", "three_way", "simultaneous", "reset",
                                       "refused", "unanswered", "incomplete", "open")
+
+
+def test_inferred_server_states_name_the_packets_that_caused_them() -> None:
+    """The server is first seen in its SYN-ACK; its LISTEN and SYN_RECEIVED are dated
+    by the first SYN and by the (retransmitted) SYN it answered, packet and time alike."""
+    w = Wire()
+    w.c(1000, SYN, C)                # packet 1
+    w.c(2000, SYN, C)                # packet 2, the one answered
+    w.s(2010, SA, S, C + 1)          # packet 3
+    w.c(2020, ACK, C + 1, S + 1)     # packet 4
+    w.records()
+    server = [(state, ts, pkt) for role, state, ts, pkt, _how, _input
+              in w.engine.transitions(0) if role == 1]
+    assert server == [(1, 1000 * 1_000_000, 1), (3, 2000 * 1_000_000, 2),
+                      (4, 2020 * 1_000_000, 4)]
