@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Collection, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +137,8 @@ class Capture:
 
 def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
          zeek_timers: bool = False, record: int | None = None,
-         progress: ProgressFn | None = None, engine: str = "native") -> Capture:
+         progress: ProgressFn | None = None, engine: str = "native",
+         likely_server_ports: Collection[int] | None = None) -> Capture:
     """Analyse one capture file.
 
     ``port`` keeps only segments to or from that TCP port. ``verify_checksums`` drops
@@ -148,6 +149,10 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     where it stopped in ``error``. A file cut short only adds a warning.
     ``engine="native"`` is the compiled engine; ``engine="pyshark"`` lets tshark decode
     the packets (tunnels, other link types) for the same tracker (analyzer.engines).
+    ``likely_server_ports`` switches to Zeek's exact rule for connections whose SYN was
+    not seen (the sender of a SYN-ACK or of a first non-SYN packet is the server only
+    when its port is in the set, as in Zeek's ``likely_server_ports``, which depends on
+    the scripts Zeek loaded); by default a SYN-ACK sender is always the server.
     """
     if engine == "pyshark":
         from .engines import pyshark_engine
@@ -161,7 +166,9 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     source = open_source(path)
     tracker = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
                              port=-1 if port is None else port,
-                             record=-1 if record is None else record, zeek_timers=zeek_timers)
+                             record=-1 if record is None else record, zeek_timers=zeek_timers,
+                             likely_server_ports=None if likely_server_ports is None
+                             else list(likely_server_ports))
     warnings: list[str] = []
     error: CaptureError | None = None
     pending = b""
