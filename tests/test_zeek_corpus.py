@@ -1,11 +1,18 @@
-"""conn_state and history against the conn.log that Zeek itself wrote for its own test
-traces (../shared/corpus/zeek). Issue 3 raises the bar; this guards what issue 2 reached.
+"""conn_state, history, packet and byte counts against the conn.log that Zeek itself
+wrote for its own test traces (../shared/corpus/zeek, issue 3).
 
-Known differences: tunnelled TCP (GTP, Teredo) is not decoded (and Zeek's `X` letter for
-it is missing); a SYN-ACK seen first always makes its sender the server here, while Zeek
-does so only for a "likely server" port (localhost-bad-chksum); globus-url-copy ends
-where Zeek's timers cut it. Content gaps (`g`/`G`, csrc/zeek.c) follow Zeek's reassembler,
-with a snap length that cuts payloads counting as gaps, as in Zeek (retransmit-fast009).
+Rows are matched by 4-tuple in time order (several rows may share one). The table printed
+gives, per trace, rows expected/found and how many agree on conn_state, history, packets
+(orig_pkts and resp_pkts) and bytes (orig_bytes and resp_bytes, where the baseline has
+them). Targets: the same number of TCP rows as Zeek, conn_state on >= 99% of them,
+history on >= 95%; the guards below fail on any regression.
+
+Zeek's configuration matters and is mirrored per trace (ZEEK_CONFIG): checksums are
+verified unless the MANIFEST's command has -C; Zeek's timers are on; where the role
+rule for a connection whose SYN was not seen depends on the scripts Zeek loaded, the
+trace gets Zeek's likely_server_ports for that run.
+
+Known differences, each explained in KNOWN_DIFFERENCES.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import collections
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,10 +31,35 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "zeek"
 pytestmark = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").exists(),
                                 reason="../shared/corpus/zeek is not here")
 
+# Zeek's configuration for a trace, where it differs from the default mirrored above.
+ZEEK_CONFIG: dict[str, dict[str, Any]] = {
+    # The test ran `zeek -b` with only the checksum script: no protocol analyzer put port
+    # 80 in likely_server_ports, so the SYN-ACK that starts the second row kept its
+    # sender as originator (no `^`). By default we call the SYN-ACK sender the server.
+    "localhost-bad-chksum.pcap": {"likely_server_ports": ()},
+}
+
+# (trace, orig_h, orig_p, resp_h, resp_p) -> (fields that differ, why). Each is checked
+# to still differ, so a fix shows up.
+KNOWN_DIFFERENCES: dict[tuple[str, ...], tuple[frozenset[str], str]] = {
+    ("globus-url-copy.pcap", "192.168.57.103", "35391", "192.168.57.101", "55968"): (
+        frozenset({"conn_state", "history", "pkts", "bytes"}),
+        "GridFTP data channel: Zeek's gridftp script calls skip_further_processing() once "
+        "it recognises the channel (after packet 50), so Zeek stops counting and never sees "
+        "the FINs (S1, 7/6 packets). An application-layer decision, not TCP: we report the "
+        "whole connection (SF, 9/9 packets)."),
+    ("gtp2_different_udp_port.pcap", "10.131.17.170", "51803", "173.199.115.168", "80"): (
+        frozenset({"history"}),
+        "Zeek's history has an `X` here: a letter its HTTP analyzer adds (analysis "
+        "limits exceeded), not a TCP event. Everything else agrees."),
+}
+
 # Agreement reached when this test was written; a regression below it fails.
-MIN_ROWS_MATCHED = 144
-MIN_CONN_STATE = 143
-MIN_HISTORY = 142
+MIN_ROWS_MATCHED = 145
+MIN_CONN_STATE = 144
+MIN_HISTORY = 143
+MIN_PKTS = 144
+MIN_BYTES = 144
 
 
 def expected_rows(path: Path) -> list[dict[str, str]]:
@@ -46,39 +79,66 @@ def key(row: dict[str, str]) -> tuple[str, ...]:
     return tuple(row.get(k, "") for k in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p"))
 
 
+def compare(exp: dict[str, str], mine: dict[str, str]) -> dict[str, bool | None]:
+    """Agreement per compared item; None where the baseline does not have it."""
+    def same(*fields: str) -> bool | None:
+        if any(exp.get(f, "-") == "-" for f in fields):
+            return None
+        return all(exp[f] == mine[f] for f in fields)
+    return {"conn_state": same("conn_state"), "history": exp.get("history") == mine["history"],
+            "pkts": same("orig_pkts", "resp_pkts"), "bytes": same("orig_bytes", "resp_bytes")}
+
+
 def test_agreement_with_zeek() -> None:
     manifest = list(csv.DictReader((CORPUS / "MANIFEST.tsv").open(), delimiter="\t"))
-    total = matched = same_state = same_history = 0
-    report = []
+    totals: collections.Counter[str] = collections.Counter()
+    report, differences = [], []
     for entry in manifest:
         if entry["baseline_kind"].startswith("extra"):
             continue
+        trace = entry["trace_file"]
         expected = expected_rows(CORPUS / entry["expected_file"])
         if not expected or "id.orig_h" not in expected[0]:
             continue
-        cap = analyzer.read(str(CORPUS / "traces" / entry["trace_file"]), zeek_timers=True,
-                            verify_checksums="-C" not in entry["zeek_command_in_test"])
+        cap = analyzer.read(str(CORPUS / "traces" / trace), zeek_timers=True,
+                            verify_checksums="-C" not in entry["zeek_command_in_test"],
+                            **ZEEK_CONFIG.get(trace, {}))
         got: dict[tuple[str, ...], list[dict[str, str]]] = collections.defaultdict(list)
         for i in range(len(cap)):
             row = dict(zip(ZEEK_FIELDS, zeek_row(cap, cap.raw(i))))
             got[key(row)].append(row)
-        states = histories = 0
+        counts: collections.Counter[str] = collections.Counter(expected=len(expected),
+                                                               found=len(cap))
         for exp in expected:
-            total += 1
             candidates = got.get(key(exp)) or []
             if not candidates:
+                differences.append(f"{trace} {key(exp)}: no such row")
                 continue
             mine = candidates.pop(0)  # rows of one 4-tuple come in time order in both
-            matched += 1
-            states += "conn_state" not in exp or exp["conn_state"] == mine["conn_state"]
-            histories += exp.get("history") == mine["history"]
-        same_state += states
-        same_history += histories
-        report.append(f"{entry['trace_file']:<40} {len(expected):>4} {len(cap):>5} "
-                      f"{states:>5} {histories:>5}")
-    print("\ntrace                                     exp found state hist")
+            counts["matched"] += 1
+            agree = compare(exp, mine)
+            for item, ok in agree.items():
+                counts[item] += ok is not False  # absent from the baseline: nothing to miss
+            wrong = frozenset(item for item, ok in agree.items() if ok is False)
+            known = KNOWN_DIFFERENCES.get((trace, *key(exp)))
+            if known:
+                assert wrong == known[0], f"{trace} {key(exp)}: known difference changed"
+            elif wrong:
+                differences.append(f"{trace} {key(exp)}: " + ", ".join(
+                    f"{item} {exp.get(item, '')!r} vs {mine.get(item, '')!r}" for item in wrong))
+        totals.update(counts)
+        report.append(f"{trace:<36} {counts['expected']:>4} {counts['found']:>5} "
+                      f"{counts['conn_state']:>5} {counts['history']:>5} {counts['pkts']:>5} "
+                      f"{counts['bytes']:>5}")
+    print("\ntrace                                 exp found state  hist  pkts bytes")
     print("\n".join(report))
-    print(f"rows {total}, matched {matched}, conn_state {same_state}, history {same_history}")
-    assert matched >= MIN_ROWS_MATCHED
-    assert same_state >= MIN_CONN_STATE
-    assert same_history >= MIN_HISTORY
+    print(f"rows expected {totals['expected']}, found {totals['found']}, matched "
+          f"{totals['matched']}; agree: conn_state {totals['conn_state']}, history "
+          f"{totals['history']}, packets {totals['pkts']}, bytes {totals['bytes']}")
+    print("unexplained differences:", *differences, sep="\n  ")
+    assert totals["found"] == totals["expected"]
+    assert totals["matched"] >= MIN_ROWS_MATCHED
+    assert totals["conn_state"] >= MIN_CONN_STATE >= 0.99 * totals["expected"]
+    assert totals["history"] >= MIN_HISTORY >= 0.95 * totals["expected"]
+    assert totals["pkts"] >= MIN_PKTS
+    assert totals["bytes"] >= MIN_BYTES
