@@ -36,11 +36,11 @@ FIELDS: Final = (
     "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", "tcp.len",
     "tcp.hdr_len", "tcp.window_size_value", "tcp.checksum.status",
     "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.sack_perm",
-    "tcp.options.timestamp.tsval",
+    "tcp.options.timestamp.tsval", "frame.len",
 )
 (NUMBER, TIME, PROTOCOLS, CAP_LEN, IP_SRC, IP_DST, IP_MF, IP_FRAG, IP_LEN, IP_HDR_LEN,
  IP6_SRC, IP6_DST, IP6_FRAG, IP6_MORE, IP6_PLEN, SPORT, DPORT, FLAGS, SEQ, ACK, LEN,
- HDR_LEN, WIN, CSUM, MSS, WSCALE, SACK, TSVAL) = range(len(FIELDS))
+ HDR_LEN, WIN, CSUM, MSS, WSCALE, SACK, TSVAL, FRAME_LEN) = range(len(FIELDS))
 
 # Like the native decoder: no IP reassembly (fragments are counted, not tracked), and no
 # TCP analysis we do not use (it only costs time).
@@ -128,10 +128,10 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
 
 class _Feeder:
     """Feeds one engine: TCP segments through ``feed_segment``; frames that are not a
-    segment, and segments with a bad checksum, through its pcap framer as raw-IP records,
-    because ``feed_segment`` numbers every call as the next packet and has no checksum
-    flag. So packet numbers stay those of the file and 'C' reaches the history as with
-    the native engine."""
+    segment, segments with a bad checksum and segments whose payload the capture cut,
+    through its pcap framer as raw-IP records, because ``feed_segment`` numbers every
+    call as the next packet and has no checksum or cut flag. So packet numbers stay
+    those of the file, and Zeek's 'C' and 'g' reach the history as natively."""
 
     def __init__(self, engine: Any, verify_checksums: bool) -> None:
         self.engine = engine
@@ -156,8 +156,11 @@ class _Feeder:
                 self._skip(decoded)
             else:
                 self.tunnelled += decoded.tunnelled
-                if self.verify and decoded.checksum_bad:
-                    self._record(decoded.segment[0], corrupt_packet(*decoded.segment[1:10]))
+                bad = self.verify and decoded.checksum_bad
+                if bad or decoded.payload_cut:
+                    self._record(decoded.segment[0],
+                                 raw_packet(decoded.segment, bad_checksum=bad,
+                                            payload_cut=decoded.payload_cut))
                 else:
                     self.engine.feed_segment(*decoded.segment)
                 self.frames += 1
@@ -195,6 +198,7 @@ class Decoded(NamedTuple):
     segment: Segment  # feed_segment's arguments
     tunnelled: bool  # inside a second IP header (GRE, GTP-U, Teredo, VXLAN, IP-in-IP)
     checksum_bad: bool  # tshark found the TCP checksum wrong over the whole segment
+    payload_cut: bool  # the frame holds less than the whole payload (Zeek's content gap)
 
 
 def decode(cols: list[str]) -> Decoded | str:
@@ -261,7 +265,10 @@ def decode(cols: list[str]) -> Decoded | str:
                wscale, sack, ts_ok)
     # A checksum over part of a segment says nothing; the native decoder skips those too.
     checksum_bad = cols[CSUM] in CHECKSUM_BAD and in_frame == payload
-    return Decoded(segment, len(ips) > 1, checksum_bad)
+    # Cut by the tunnel (tcp.len short of the IP length) or by the snap length.
+    snapped = cols[FRAME_LEN].isdigit() and int(cols[FRAME_LEN]) > int(cols[CAP_LEN] or 0)
+    payload_cut = payload > 0 and (in_frame < payload or snapped)
+    return Decoded(segment, len(ips) > 1, checksum_bad, payload_cut)
 
 
 def _nth(value: str, index: int) -> str:
@@ -281,23 +288,43 @@ def epoch_ns(text: str) -> int:
     return -ns if negative else ns
 
 
-def corrupt_packet(src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: int,
-                   ack: int, payload_len: int, win: int) -> bytes:
-    """A raw IP packet carrying this segment's header fields with a TCP checksum that is
-    certainly wrong: the engine's framer then counts it exactly as a bad-checksum
-    segment read from the file (it looks at nothing past the flags, seq and ack)."""
-    payload_len = min(payload_len, 65535 - 60)
-    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, win, 0, 0))
-    tcp += bytes(payload_len)
+def raw_packet(segment: Segment, *, bad_checksum: bool, payload_cut: bool) -> bytes:
+    """The segment as a raw IP packet for the engine's framer, for the two facts
+    ``feed_segment`` cannot carry: a TCP checksum that is certainly wrong, and a payload
+    the capture does not hold (only the headers are given; the IP length keeps the
+    payload size). The native decoder then treats it exactly as such a packet read from
+    the file."""
+    (_, src, dst, sport, dport, flags, seq, ack, payload_len, win, mss, wscale, sack,
+     ts_ok) = segment
+    options = b""
+    if mss >= 0:
+        options += struct.pack("!BBH", 2, 4, mss)
+    if wscale >= 0:
+        options += struct.pack("!BBB", 3, 3, wscale)
+    if sack:
+        options += b"\x04\x02"
+    if ts_ok:
+        options += struct.pack("!BBII", 8, 10, 0, 0)
+    options += b"\x00" * (-len(options) % 4)  # end of options, to a 4-byte boundary
+    hdr_len = 20 + len(options)
+    ip_hdr_len = 20 if len(src) == 4 else 40
+    payload_len = min(payload_len, 65535 - ip_hdr_len - hdr_len)
+    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (hdr_len // 4) << 4,
+                                flags, win, 0, 0) + options)
+    tcp_len = hdr_len + payload_len
     if len(src) == 4:
-        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, dst)
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, tcp_len)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 0, 0, 64, 6, 0, src, dst)
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
     else:
-        pseudo = src + dst + struct.pack("!I3xB", len(tcp), 6)
-        ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64, src, dst)
+        pseudo = src + dst + struct.pack("!I3xB", tcp_len, 6)
+        ip = struct.pack("!IHBB16s16s", 6 << 28, tcp_len, 6, 64, src, dst)
+    if payload_cut:
+        return ip + bytes(tcp)  # not verified: the native decoder cannot either
+    tcp += bytes(payload_len)
+    checksum = _checksum(pseudo + bytes(tcp))
     # XOR with 0x8000 moves the one's-complement sum by a non-zero amount: never valid.
-    struct.pack_into("!H", tcp, 16, _checksum(pseudo + bytes(tcp)) ^ 0x8000)
+    struct.pack_into("!H", tcp, 16, checksum ^ 0x8000 if bad_checksum else checksum)
     return ip + bytes(tcp)
 
 
