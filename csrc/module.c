@@ -1,6 +1,7 @@
 /* Python binding of the compiled core: analyzer._engine.Engine. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 #include "engine.h"
 #include "framing.h"
 #include "track.h"
@@ -374,6 +375,55 @@ static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
     return out;
 }
 
+/* row_columns(conn=-1) -> {name: bytes}: the recorded rows (of one connection, or all)
+ * column by column as packed native arrays, for numpy.frombuffer without a Python object
+ * per packet. Types: analyzer.columns.ROW_DTYPES. */
+static PyObject *Engine_row_columns(EngineObject *self, PyObject *args) {
+    long long want = -1;
+    if (!PyArg_ParseTuple(args, "|L", &want)) return NULL;
+    Tracker *t = &self->tracker;
+    uint64_t n = 0;
+    for (uint64_t k = 0; k < t->n_rows; k++) n += want < 0 || t->rows[k].conn == want;
+    enum { N_COLS = 14 };
+    static const char *names[N_COLS] = {"pkt_no", "ts_ns", "conn", "from_client", "flags",
+                                        "seq", "ack", "len", "win", "client_state",
+                                        "server_state", "unexpected", "anomalies",
+                                        "dup_ack_num"};
+    static const size_t width[N_COLS] = {8, 8, 4, 1, 1, 4, 4, 4, 2, 1, 1, 1, 4, 4};
+    PyObject *cols[N_COLS] = {0};
+    char *p[N_COLS];
+    for (int j = 0; j < N_COLS; j++) {
+        cols[j] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * width[j]));
+        if (!cols[j]) goto fail;
+        p[j] = PyBytes_AS_STRING(cols[j]);
+    }
+    uint64_t i = 0;
+    for (uint64_t k = 0; k < t->n_rows; k++) {
+        const PacketRow *r = &t->rows[k];
+        if (want >= 0 && r->conn != want) continue;
+        const Conn *c = &t->conns[r->conn];
+        uint8_t fc = r->from_side == c->orig;
+        int8_t cs = r->state[c->orig] == ST_NONE ? -1 : (int8_t)r->state[c->orig];
+        int8_t ss = r->state[c->orig ^ 1] == ST_NONE ? -1 : (int8_t)r->state[c->orig ^ 1];
+#define PUT(j, v) memcpy(p[j] + i * width[j], &(v), width[j])
+        PUT(0, r->pkt_no); PUT(1, r->ts_ns); PUT(2, r->conn); PUT(3, fc); PUT(4, r->flags);
+        PUT(5, r->seq); PUT(6, r->ack); PUT(7, r->len); PUT(8, r->win); PUT(9, cs);
+        PUT(10, ss); PUT(11, r->unexpected); PUT(12, r->anomalies); PUT(13, r->dup_ack_num);
+#undef PUT
+        i++;
+    }
+    PyObject *out = PyDict_New();
+    if (!out) goto fail;
+    for (int j = 0; j < N_COLS; j++) {
+        if (PyDict_SetItemString(out, names[j], cols[j]) < 0) { Py_DECREF(out); goto fail; }
+        Py_CLEAR(cols[j]);
+    }
+    return out;
+fail:
+    for (int j = 0; j < N_COLS; j++) Py_XDECREF(cols[j]);
+    return NULL;
+}
+
 static PyMethodDef Engine_methods[] = {
     {"feed", (PyCFunction)Engine_feed, METH_O,
      "feed(data) -> bytes consumed: frame, decode and track every complete record."},
@@ -387,6 +437,8 @@ static PyMethodDef Engine_methods[] = {
     {"transitions", (PyCFunction)Engine_transitions, METH_O,
      "One connection's endpoint state changes."},
     {"rows", (PyCFunction)Engine_rows, METH_NOARGS, "Recorded per-packet rows."},
+    {"row_columns", (PyCFunction)Engine_row_columns, METH_VARARGS,
+     "row_columns(conn=-1) -> {name: bytes}: recorded rows as packed column arrays."},
     {"drain_transitions", (PyCFunction)Engine_drain_transitions, METH_NOARGS,
      "Transitions since the last call: [(conn_id, role, state, ts_ns, pkt_no, how, input)]."},
     {"jsonl", (PyCFunction)Engine_jsonl, METH_VARARGS,

@@ -6,7 +6,6 @@ Capture read without them is read again here, for that one connection.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,40 +42,51 @@ class Packets:
         return len(self.pkt_no)
 
 
-def _to_packets(rows: list[tuple[Any, ...]]) -> Packets:
-    import numpy as np
-
-    n = len(rows)
-    width = len(rows[0]) if rows else ROW_WIDTH
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=n * width)
-    cols = flat.reshape(n, width)[:, :ROW_WIDTH].T
-    return Packets(cols[0], cols[1], cols[3].astype(bool), cols[4], cols[5], cols[6], cols[7],
-                   cols[8], cols[9], cols[10], cols[11].astype(bool))
+def _to_packets(columns: dict[str, Any]) -> Packets:
+    c = columns
+    return Packets(c["pkt_no"].astype("int64"), c["ts_ns"], c["from_client"],
+                   c["flags"].astype("int64"), c["seq"].astype("int64"),
+                   c["ack"].astype("int64"), c["len"].astype("int64"),
+                   c["win"].astype("int64"), c["client_state"].astype("int64"),
+                   c["server_state"].astype("int64"), c["unexpected"])
 
 
 def packets_of(capture: Capture, conn_id: int) -> Packets:
-    """``conn_id``'s packets: from the rows the capture recorded, else by reading it again."""
+    """``conn_id``'s packets: from the rows the capture recorded, else by reading it again
+    (with the options it was read with)."""
+    from ..columns import row_columns
+
     capture.record(conn_id)  # a clear UsageError for an unknown id
-    rows = [r for r in capture.packet_rows() if r[2] == conn_id]
-    if rows:
-        return _to_packets(rows)
+    columns = row_columns(capture.engine, conn_id)
+    if len(columns["pkt_no"]):
+        return _to_packets(columns)
     from ..capture import read
 
-    again = read(capture.path, record=conn_id)
+    options = {k: v for k, v in getattr(capture, "options", {}).items() if k != "record"}
+    again = read(capture.path, record=conn_id, **options)
     mine, theirs = capture.raw(conn_id), (again.raw(conn_id) if conn_id < len(again) else None)
     if theirs is None or (mine.first_packet, mine.last_packet, mine.client_port) != (
             theirs.first_packet, theirs.last_packet, theirs.client_port):
         raise UsageError(f"{capture.path}: connection {conn_id} has no packet rows; read the "
                          f"capture with record={conn_id} (or record=-2) to plot it")
-    return _to_packets(again.packet_rows())
+    return _to_packets(row_columns(again.engine, conn_id))
 
 
-def all_packets_by_conn(capture: Capture) -> dict[int, list[tuple[Any, ...]]]:
+def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
     """Every recorded row grouped by connection id (empty if none were recorded)."""
-    grouped: dict[int, list[tuple[Any, ...]]] = {}
-    for row in capture.packet_rows():
-        grouped.setdefault(row[2], []).append(row)
-    return grouped
+    import numpy as np
+
+    from ..columns import row_columns
+
+    columns = row_columns(capture.engine)
+    conn = columns["conn"]
+    if not len(conn):
+        return {}
+    order = np.argsort(conn, kind="stable")  # capture order within each connection
+    ids, starts = np.unique(conn[order], return_index=True)
+    bounds = list(starts[1:]) + [len(order)]
+    return {int(i): _to_packets({k: v[order[a:b]] for k, v in columns.items()})
+            for i, a, b in zip(ids, starts, bounds)}
 
 
 def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ._data import _to_packets, all_packets_by_conn, human_bytes
+from ._data import all_packets_by_conn, human_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,7 +100,7 @@ def _capture_section(cap: Capture, n: int, limit: int | None) -> list[str]:
         i = rec["id"]
         if i not in rows:
             continue
-        pk = _to_packets(rows[i])
+        pk = rows[i]
         out.append(f"<section class='conn' id='conn-{n}-{i}'><h3>Connection {i}: "
                    f"{html.escape(rec['client'])} → {html.escape(rec['server'])}</h3>")
         out.append(f"<p>{rec['close']['kind'].replace('_', ' ')} close"
