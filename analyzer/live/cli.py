@@ -157,8 +157,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("handshake: or see the live view on the bundled capture: "
                   "handshake demo --replay", file=sys.stderr)
         return 2
-    say = (lambda text: None) if fmt == "jsonl" else \
-        (lambda text: print(f"demo: {text}", file=sys.stderr))
+    def say(text: str) -> None:
+        if fmt != "jsonl":
+            print(f"demo: {text}", file=sys.stderr)
+
     say(f"sniffing {HOST}:{PORT} on lo; echo server and client sessions follow")
 
     def play() -> None:

@@ -37,6 +37,7 @@ class ConnView:
     fin_first: int | None = None
     reset_by: int | None = None
     established: bool = False
+    crossed_fins: bool = False  # an endpoint went through CLOSING: a simultaneous close
 
 
 class EventDeriver:
@@ -70,6 +71,8 @@ class EventDeriver:
                 view.reset_by = role if seen == Input.SEND_RST else 1 - role
             if seen == Input.SEND_FIN and view.fin_first is None:
                 view.fin_first = role
+            if state == TcpState.CLOSING and how != 2:
+                view.crossed_fins = True
             touched[conn_id] = ts_ns
         for conn_id, ts_ns in touched.items():
             events += self._milestones(engine, conn_id, ts_ns)
@@ -79,12 +82,13 @@ class EventDeriver:
         view = self.open[conn_id]
         out: list[dict[str, Any]] = []
         raw = None
-        if not view.established and TcpState.ESTABLISHED in view.state:
+        if not view.established:  # several segments may come in one batch: ask the engine
             raw = RawConn._make(engine.conn(conn_id))
             if raw.handshake_complete:
                 view.established = True
                 rec = build_record(raw, [])
-                out.append({"event": "handshake", "time": secs(ts_ns), "id": conn_id,
+                out.append({"event": "handshake", "time": secs(raw.ack_ns or ts_ns),
+                            "id": conn_id,
                             "client": view.client, "server": view.server,
                             **{k: rec["handshake"][k] for k in
                                ("irtt", "client_rtt", "server_rtt", "simultaneous_open",
@@ -107,7 +111,9 @@ def ended(view: ConnView) -> str:
         if not view.established and view.reset_by == 1:
             return "refused"
         return f"reset by {ROLE[view.reset_by]}"
-    return f"closed by {'both' if view.fin_first is None else ROLE[view.fin_first]}"
+    if view.fin_first is None or view.crossed_fins:
+        return "closed by both"
+    return f"closed by {ROLE[view.fin_first]}"
 
 
 def final_events(engine: Any) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ A source's ``read(timeout)`` returns new bytes (``b""`` when none came in time) 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import queue
 import re
@@ -23,14 +24,16 @@ import struct
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import CaptureStartError, PrivilegeError, check_interface
+from .errors import CaptureStartError, PrivilegeError, check_interface, interfaces
 
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20  # the largest pipe an unprivileged process may ask for by default
-KERNEL_BUFFER_MIB = 64  # -B: room for ~1 s of 100 k packets/s of small segments
+KERNEL_BUFFER_MIB = 64  # -B: the kernel ring; dumpcap's packs ~400 k small packets in it
 STARTUP_TIMEOUT = 10.0
+STOP_GRACE = 1.0  # seconds pyshark's tshark gets to deliver its last packets
 
 
 class Source(Protocol):
@@ -57,7 +60,10 @@ def tcpdump_command(iface: str, bpf: str, count: int | None) -> list[str]:
 
 
 def dumpcap_command(iface: str, bpf: str, count: int | None) -> list[str]:
-    cmd = ["dumpcap", "-i", iface, "-f", bpf, "-w", "-", "-B", str(KERNEL_BUFFER_MIB)]
+    # -P: classic pcap. dumpcap keeps libpcap's packed TPACKET_V3 ring and hands blocks
+    # over every ~100 ms: no loss where tcpdump --immediate-mode (one snaplen-sized slot
+    # per packet) drops, and a tenth of tcpdump's 1 s delay without immediate mode.
+    cmd = ["dumpcap", "-i", iface, "-f", bpf, "-w", "-", "-P", "-B", str(KERNEL_BUFFER_MIB)]
     if count:
         cmd += ["-c", str(count)]
     return cmd
@@ -71,7 +77,7 @@ class ChildSource:
             raise CaptureStartError(f"{tool} not found in PATH (apt-get install {tool})")
         self.name = tool
         self.cmd = (tcpdump_command if tool == "tcpdump" else dumpcap_command)(iface, bpf, count)
-        self.iface = iface
+        self.iface, self.count = iface, count
         self.kernel_drops: int | None = None
         self.ended_by: str | None = None
         self.stderr_lines: list[str] = []
@@ -92,6 +98,8 @@ class ChildSource:
             pass  # a smaller pipe only means more, smaller reads
         threading.Thread(target=self._read_stderr, daemon=True).start()
         ready = self._ready.wait(STARTUP_TIMEOUT)
+        if ready and self.name == "dumpcap":
+            time.sleep(0.3)  # dumpcap says "Capturing on" before it drops privileges
         if self._proc.poll() is not None or not ready:
             self._stderr_done.wait(2)
             if self._proc.poll() is None:
@@ -118,7 +126,11 @@ class ChildSource:
         if "no such device" in lowered or "doesn't exist" in lowered:
             check_interface(self.iface)  # raises with the list of interfaces
         if "syntax error" in lowered or "filter" in lowered:
-            return CaptureStartError(f"bad capture filter: {_first_error(self.stderr_lines)}")
+            detail = _first_error(self.stderr_lines)
+            why = [line.strip() for line in self.stderr_lines
+                   if "syntax error" in line and line.strip() not in detail]
+            return CaptureStartError(f"bad capture filter: {detail}"
+                                     + (f" {why[0]}" if why else ""))
         return CaptureStartError(f"{self.name} did not start: {_first_error(self.stderr_lines)}")
 
     def read(self, timeout: float) -> bytes | None:
@@ -150,8 +162,8 @@ class ChildSource:
         status = self._proc.wait()
         self._stderr_done.wait(5)
         self.kernel_drops = parse_drops(self.stderr_lines)
-        if not self._stopping and status not in (0, -signal.SIGINT):
-            # Ended on its own with an error: the interface went down or disappeared.
+        if not self._stopping and (status not in (0, -signal.SIGINT) or not self.count):
+            # Ended on its own before its count: the interface went down or disappeared.
             self.ended_by = f"{self.name}: {_first_error(self.stderr_lines)}"
 
 
@@ -257,37 +269,84 @@ class ScapySource(FrameQueueSource):
 
     def start(self) -> None:
         from scapy.config import conf
-        from scapy.error import Scapy_Exception
         from scapy.sendrecv import AsyncSniffer
 
         def on_packet(pkt: Any) -> None:
             linktype = conf.l2types.layer2num.get(type(pkt))
             if linktype is None:
-                linktype = SCAPY_LINKTYPES.get(type(pkt).__name__, -1)
+                linktype = SCAPY_LINKTYPES.get(type(pkt).__name__)
+            if linktype is None:  # scapy did not know the device type (loopback, 772)
+                linktype = iface_linktype(getattr(pkt, "sniffed_on", None) or self.iface)
             self.put(linktype, int(pkt.time * 1_000_000_000), bytes(pkt))
 
-        iface = None if self.iface == "any" else self.iface
-        self._sniffer = AsyncSniffer(iface=iface, filter=self.bpf, prn=on_packet, store=False,
-                                     count=self.count or 0)
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # "Unable to guess type"
+        opened = threading.Event()
         try:
-            self._sniffer.start()
-            time.sleep(0.3)  # the sniffer thread opens its socket
-        except (PermissionError, Scapy_Exception, OSError) as exc:
+            sockets = self._open_sockets()
+        except PermissionError as exc:
             raise _scapy_error(exc) from None
-        if not self._sniffer.running and getattr(self._sniffer, "exception", None):
-            raise _scapy_error(self._sniffer.exception)
+        except Exception as exc:  # noqa: BLE001 - scapy's filter errors are plain exceptions
+            raise _scapy_error(exc) from None
+        self._sniffer = AsyncSniffer(opened_socket=sockets, prn=on_packet, store=False,
+                                     count=self.count or 0, started_callback=opened.set)
+        self._sniffer.start()
+        thread = self._sniffer.thread
+        while not opened.wait(0.05) and thread.is_alive():
+            pass
+        if not opened.is_set():  # the sniffer thread failed before its socket was open
+            raise _scapy_error(self._sniffer.exception or RuntimeError("sniffer ended"))
         threading.Thread(target=self._watch, daemon=True).start()
 
+    def _open_sockets(self) -> dict[Any, str]:
+        """One socket per interface ("any" = every one). On loopback each packet passes
+        twice (outgoing, then incoming): like libpcap, keep the incoming copy only."""
+        from scapy.arch.linux import L2ListenSocket, L2Socket
+
+        names = [n for n in interfaces() if iface_up(n)] if self.iface == "any" else [self.iface]
+        sockets: dict[Any, str] = {}
+        try:
+            for name in names:
+                loopback = iface_arphrd(name) == 772
+                kind = L2Socket if loopback else L2ListenSocket
+                sockets[kind(iface=name, filter=self.bpf)] = name
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
     def _watch(self) -> None:
-        self._sniffer.join()
+        try:
+            self._sniffer.join()
+        except Exception as exc:  # noqa: BLE001 - scapy re-raises its thread's error here
+            self.ended_by = f"scapy: {exc}"
         self.end()
 
     def stop(self) -> None:
-        if self._sniffer is not None and self._sniffer.running:
+        if self._sniffer is not None and self._sniffer.thread.is_alive():
             try:
                 self._sniffer.stop(join=False)
             except Exception:  # noqa: BLE001 - scapy raises if it has just ended by itself
                 pass
+
+
+def iface_arphrd(iface: str) -> int:
+    try:
+        return int(Path(f"/sys/class/net/{iface}/type").read_text())
+    except (OSError, ValueError):
+        return -1
+
+
+def iface_up(iface: str) -> bool:
+    try:
+        return bool(int(Path(f"/sys/class/net/{iface}/flags").read_text(), 16) & 1)
+    except (OSError, ValueError):
+        return False
+
+
+def iface_linktype(iface: str) -> int:
+    """The pcap link type of a Linux interface's frames, from its ARPHRD type."""
+    return {65534: 101, 776: 101}.get(iface_arphrd(iface), 1)  # loopback frames are Ethernet
 
 
 def _scapy_error(exc: BaseException) -> CaptureStartError:
@@ -321,8 +380,9 @@ class PysharkSource(FrameQueueSource):
 
         threading.Thread(target=self._run, daemon=True).start()
         self._started.wait(STARTUP_TIMEOUT)
+        time.sleep(1.0)  # tshark starts with the first iteration; give it time to fail
         if self._error is not None:
-            text = str(self._error)
+            text = str(self._error).strip().splitlines()[0]
             if "permission" in text.lower():
                 raise PrivilegeError("dumpcap", f"pyshark: {text}")
             raise CaptureStartError(f"pyshark could not start: {text}")
@@ -345,12 +405,10 @@ class PysharkSource(FrameQueueSource):
                 ts_ns = int(pkt.sniff_timestamp.replace(".", "").ljust(19, "0")[:19]) \
                     if "." in pkt.sniff_timestamp else int(pkt.sniff_timestamp) * 10**9
                 self.put(linktype, ts_ns, pkt.get_raw_packet())
-                if self._stop.is_set():
-                    break
         except Exception as exc:  # noqa: BLE001 - reported by start() or as the end reason
             self._error = exc
             if self._started.is_set() and not self._stop.is_set():
-                self.ended_by = f"pyshark: {exc}"
+                self.ended_by = f"pyshark: {str(exc).strip().splitlines()[0]}"
         finally:
             self._started.set()
             try:
@@ -361,8 +419,14 @@ class PysharkSource(FrameQueueSource):
             self.end()
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
-        # sniff_continuously only wakes on a packet: end tshark so the loop ends now.
+        # tshark hands packets over in batches: give the last ones a second to arrive,
+        # then end tshark (sniff_continuously only wakes on a packet).
+        threading.Timer(STOP_GRACE, self._terminate).start()
+
+    def _terminate(self) -> None:
         try:
             for proc in list(getattr(self._capture, "_running_processes", ())):
                 proc.terminate()
@@ -428,14 +492,15 @@ ENGINES = ("default", "tcpdump", "dumpcap", "scapy", "pyshark")
 
 
 def make_source(engine: str, iface: str, bpf: str, count: int | None) -> Source:
-    """``default`` is tcpdump (dumpcap if tcpdump is missing): measured lossless at
-    the rates in benchmarks/README.md, where the in-process Python sniffers lose packets."""
+    """``default`` is dumpcap (tcpdump if dumpcap is missing): measured lossless at the
+    rates in benchmarks/README.md, where tcpdump --immediate-mode and the in-process
+    Python sniffers lose packets."""
     if engine not in ENGINES:
         raise CaptureStartError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     check_interface(iface)
     if engine == "default":
-        engine = "tcpdump" if shutil.which("tcpdump") or not shutil.which("dumpcap") \
-            else "dumpcap"
+        engine = "dumpcap" if shutil.which("dumpcap") or not shutil.which("tcpdump") \
+            else "tcpdump"
     if engine in ("tcpdump", "dumpcap"):
         return ChildSource(engine, iface, bpf, count)
     if engine == "scapy":
