@@ -98,14 +98,20 @@ static PyObject *Engine_feed(EngineObject *self, PyObject *arg) {
 
 static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"ts_ns", "src", "dst", "sport", "dport", "flags", "seq", "ack",
-                             "payload_len", "win", "mss", "wscale", "sack_ok", "ts_ok", NULL};
-    long long ts;
+                             "payload_len", "win", "mss", "wscale", "sack_ok", "ts_ok",
+                             "pkt_no", "ip_len", "csum_bad", "payload_cut", NULL};
+    long long ts, ip_len = -1;
+    unsigned long long pkt_no = 0;
     Py_buffer src, dst;
     unsigned int sport, dport, flags, seq = 0, ack = 0, len = 0, win = 65535;
-    int mss = -1, wscale = -1, sack = 0, tsok = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ly*y*III|IIIIiipp", kwlist, &ts, &src, &dst,
-                                     &sport, &dport, &flags, &seq, &ack, &len, &win, &mss,
-                                     &wscale, &sack, &tsok))
+    int mss = -1, wscale = -1, sack = 0, tsok = 0, csum_bad = 0, cut = 0;
+    /* pkt_no: the packet's number in its file (0: the next one); ip_len: the IP total
+     * length (-1: headers without options plus the payload); csum_bad: a checksum found
+     * wrong (Zeek's C); payload_cut: the capture does not hold the whole payload. */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ly*y*III|IIIIiipp$KLpp", kwlist, &ts, &src,
+                                     &dst, &sport, &dport, &flags, &seq, &ack, &len, &win,
+                                     &mss, &wscale, &sack, &tsok, &pkt_no, &ip_len, &csum_bad,
+                                     &cut))
         return NULL;
     Segment s;
     memset(&s, 0, sizeof s);
@@ -121,7 +127,12 @@ static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObjec
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
     s.ts_ns = ts_clamp(ts);
-    s.pkt_no = ++self->tracker.frames;
+    if (pkt_no) {
+        if (pkt_no > self->tracker.frames) self->tracker.frames = pkt_no;
+        s.pkt_no = pkt_no;
+    } else {
+        s.pkt_no = ++self->tracker.frames;
+    }
     s.sport = (uint16_t)sport;
     s.dport = (uint16_t)dport;
     s.flags = (uint8_t)flags;
@@ -129,7 +140,9 @@ static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObjec
     s.ack = ack;
     s.payload_len = len;
     s.win = (uint16_t)win;
-    s.ip_len = len + 40;
+    s.ip_len = ip_len >= 0 ? (uint32_t)ip_len : len + (s.family == 4 ? 40 : 60);
+    s.csum_bad = (uint8_t)csum_bad;
+    s.payload_cut = (uint8_t)cut;
     s.mss = mss;
     s.wscale = (int16_t)wscale;
     s.sack_ok = (uint8_t)sack;

@@ -65,8 +65,13 @@ def differences(native: analyzer.Capture, other: analyzer.Capture) -> list[str]:
     for a, b in zip(mine, theirs):
         found += [f"connection {a['id']} {key}: native {a[key]!r}, pyshark {b.get(key)!r}"
                   for key in a if a[key] != b.get(key)]
-    rows_a = [row[:12] for row in native.packet_rows()]
-    rows_b = [row[:12] for row in other.packet_rows()]
+    # the whole engine tuple too: Zeek's packet and IP byte counts, anomaly totals ...
+    for i in range(min(len(native), len(other))):
+        ra, rb = native.raw(i), other.raw(i)
+        found += [f"connection {i} {name}: native {x!r}, pyshark {y!r}"
+                  for name, x, y in zip(ra._fields, ra, rb) if x != y]
+    rows_a = native.packet_rows()
+    rows_b = other.packet_rows()
     found += [f"packet row {a[0]}: native {a}, pyshark {b}"
               for a, b in zip(rows_a, rows_b) if a != b][:5]
     if len(rows_a) != len(rows_b):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import subprocess
 import tempfile
 from typing import IO, Any, Final, NamedTuple
@@ -55,8 +54,6 @@ QUOTING_PROTOCOLS: Final = frozenset({"icmp", "icmpv6"})  # they quote headers o
 TRUE_WORDS: Final = frozenset({"1", "True", "true"})
 F_SYN: Final = 0x02
 CHECKSUM_BAD: Final = frozenset({"0", "Bad"})  # Wireshark's PROTO_CHECKSUM_E_BAD
-LINKTYPE_RAW: Final = 101
-SNAPLEN: Final = 262144
 
 
 def find_tshark() -> str:
@@ -127,11 +124,9 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
 
 
 class _Feeder:
-    """Feeds one engine: TCP segments through ``feed_segment``; frames that are not a
-    segment, segments with a bad checksum and segments whose payload the capture cut,
-    through its pcap framer as raw-IP records, because ``feed_segment`` numbers every
-    call as the next packet and has no checksum or cut flag. So packet numbers stay
-    those of the file, and Zeek's 'C' and 'g' reach the history as natively."""
+    """Feeds one engine with ``feed_segment``, giving each segment its packet number in
+    the file, its IP length, a bad checksum (when verified) and a payload the capture
+    cut, so numbers, Zeek's byte counts and its 'C' and 'g' letters are as natively."""
 
     def __init__(self, engine: Any, verify_checksums: bool) -> None:
         self.engine = engine
@@ -140,7 +135,6 @@ class _Feeder:
         self.skipped = {"not_ip": 0, "not_tcp": 0, "fragments": 0, "short": 0}
         self.tunnelled = 0  # segments inside a second IP header (native skips them)
         self.bytes_seen = 0
-        self.framer_started = False
         self.lines_left = True
 
     def feed_lines(self, lines: IO[str], progress: ProgressFn | None, size: int) -> None:
@@ -156,13 +150,10 @@ class _Feeder:
                 self._skip(decoded)
             else:
                 self.tunnelled += decoded.tunnelled
-                bad = self.verify and decoded.checksum_bad
-                if bad or decoded.payload_cut:
-                    self._record(decoded.segment[0],
-                                 raw_packet(decoded.segment, bad_checksum=bad,
-                                            payload_cut=decoded.payload_cut))
-                else:
-                    self.engine.feed_segment(*decoded.segment)
+                self.engine.feed_segment(*decoded.segment, pkt_no=number,
+                                         ip_len=decoded.ip_len,
+                                         csum_bad=self.verify and decoded.checksum_bad,
+                                         payload_cut=decoded.payload_cut)
                 self.frames += 1
             if cols[CAP_LEN].isdigit():  # about the file's bytes (a pcap record header)
                 self.bytes_seen += int(cols[CAP_LEN]) + 16
@@ -172,21 +163,12 @@ class _Feeder:
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] += 1
-        self._record(0, b"\x00")  # IP version 0: counted as a frame, nothing else
         self.frames += 1
-
-    def _record(self, ts_ns: int, data: bytes) -> None:
-        if not self.framer_started:  # classic pcap, nanosecond magic, raw IP
-            self.engine.feed(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, SNAPLEN,
-                                         LINKTYPE_RAW))
-            self.framer_started = True
-        sec, ns = divmod(max(ts_ns, 0), 1_000_000_000)
-        self.engine.feed(struct.pack("<IIII", min(sec, 0xFFFFFFFF), ns, len(data), len(data))
-                         + data)
 
     def stats(self, file_format: int) -> dict[str, int]:
         stats: dict[str, int] = self.engine.stats()
-        stats.update(self.skipped, packets_framed=self.frames, bytes_framed=self.bytes_seen,
+        stats.update(self.skipped, frames=self.frames, packets_framed=self.frames,
+                     bytes_framed=self.bytes_seen,
                      format=file_format, tunnelled=self.tunnelled)
         return stats
 
@@ -199,6 +181,7 @@ class Decoded(NamedTuple):
     tunnelled: bool  # inside a second IP header (GRE, GTP-U, Teredo, VXLAN, IP-in-IP)
     checksum_bad: bool  # tshark found the TCP checksum wrong over the whole segment
     payload_cut: bool  # the frame holds less than the whole payload (Zeek's content gap)
+    ip_len: int  # the IP packet's length (header and payload), for Zeek's ip_bytes
 
 
 def decode(cols: list[str]) -> Decoded | str:
@@ -225,7 +208,8 @@ def decode(cols: list[str]) -> Decoded | str:
             if _nth(cols[IP_MF], nth) in TRUE_WORDS or _nth(cols[IP_FRAG], nth) not in ("", "0"):
                 return "fragments"
             src, dst, af = _nth(cols[IP_SRC], nth), _nth(cols[IP_DST], nth), socket.AF_INET
-            ip_payload = int(_nth(cols[IP_LEN], nth)) - int(_nth(cols[IP_HDR_LEN], nth))
+            ip_hdr = int(_nth(cols[IP_HDR_LEN], nth))
+            ip_payload = int(_nth(cols[IP_LEN], nth)) - ip_hdr
             total_given = _nth(cols[IP_LEN], nth) != "0"  # 0: TSO, tshark uses the frame
         else:
             extensions = layers[ip_at + 1:tcp_at]
@@ -236,6 +220,7 @@ def decode(cols: list[str]) -> Decoded | str:
                     return "fragments"
             src, dst, af = _nth(cols[IP6_SRC], nth), _nth(cols[IP6_DST], nth), socket.AF_INET6
             ip_payload = int(_nth(cols[IP6_PLEN], nth))
+            ip_hdr = 40
             # The TCP header's offset is known only without extension headers.
             total_given = ip_payload != 0 and not extensions
         src_bytes, dst_bytes = socket.inet_pton(af, src), socket.inet_pton(af, dst)
@@ -268,7 +253,8 @@ def decode(cols: list[str]) -> Decoded | str:
     # Cut by the tunnel (tcp.len short of the IP length) or by the snap length.
     snapped = cols[FRAME_LEN].isdigit() and int(cols[FRAME_LEN]) > int(cols[CAP_LEN] or 0)
     payload_cut = payload > 0 and (in_frame < payload or snapped)
-    return Decoded(segment, len(ips) > 1, checksum_bad, payload_cut)
+    ip_len = ip_hdr + (ip_payload if total_given else hdr_len + payload)
+    return Decoded(segment, len(ips) > 1, checksum_bad, payload_cut, ip_len)
 
 
 def _nth(value: str, index: int) -> str:
@@ -286,56 +272,6 @@ def epoch_ns(text: str) -> int:
     whole, _, frac = text.lstrip("-").partition(".")
     ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
     return -ns if negative else ns
-
-
-def raw_packet(segment: Segment, *, bad_checksum: bool, payload_cut: bool) -> bytes:
-    """The segment as a raw IP packet for the engine's framer, for the two facts
-    ``feed_segment`` cannot carry: a TCP checksum that is certainly wrong, and a payload
-    the capture does not hold (only the headers are given; the IP length keeps the
-    payload size). The native decoder then treats it exactly as such a packet read from
-    the file."""
-    (_, src, dst, sport, dport, flags, seq, ack, payload_len, win, mss, wscale, sack,
-     ts_ok) = segment
-    options = b""
-    if mss >= 0:
-        options += struct.pack("!BBH", 2, 4, mss)
-    if wscale >= 0:
-        options += struct.pack("!BBB", 3, 3, wscale)
-    if sack:
-        options += b"\x04\x02"
-    if ts_ok:
-        options += struct.pack("!BBII", 8, 10, 0, 0)
-    options += b"\x00" * (-len(options) % 4)  # end of options, to a 4-byte boundary
-    hdr_len = 20 + len(options)
-    ip_hdr_len = 20 if len(src) == 4 else 40
-    payload_len = min(payload_len, 65535 - ip_hdr_len - hdr_len)
-    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, ack, (hdr_len // 4) << 4,
-                                flags, win, 0, 0) + options)
-    tcp_len = hdr_len + payload_len
-    if len(src) == 4:
-        pseudo = src + dst + struct.pack("!BBH", 0, 6, tcp_len)
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 0, 0, 64, 6, 0, src, dst)
-        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    else:
-        pseudo = src + dst + struct.pack("!I3xB", tcp_len, 6)
-        ip = struct.pack("!IHBB16s16s", 6 << 28, tcp_len, 6, 64, src, dst)
-    if payload_cut:
-        return ip + bytes(tcp)  # not verified: the native decoder cannot either
-    tcp += bytes(payload_len)
-    checksum = _checksum(pseudo + bytes(tcp))
-    # XOR with 0x8000 moves the one's-complement sum by a non-zero amount: never valid.
-    struct.pack_into("!H", tcp, 16, checksum ^ 0x8000 if bad_checksum else checksum)
-    return ip + bytes(tcp)
-
-
-def _checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data += b"\x00"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _check_file(path: str) -> int:
