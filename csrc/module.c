@@ -209,7 +209,8 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_IndexError, "connection id out of range");
         return NULL;
     }
-    const Conn *c = &self->tracker.conns[i];
+    Conn *c = &self->tracker.conns[i];
+    if (!c->finished) conn_classify(c); /* a live capture: as of now */
     const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
     int alen = c->family == 4 ? 4 : 16;
     PyObject *v[64];
@@ -344,6 +345,7 @@ static PyObject *Engine_jsonl(EngineObject *self, PyObject *args) {
     if (end > t->n_conns) end = t->n_conns;
     Buf line = {0}, all = {0};
     for (size_t i = (size_t)start; i < end; i++) {
+        if (!t->conns[i].finished) conn_classify(&t->conns[i]);
         if (conn_json(t, &t->conns[i], &line) < 0) goto oom;
         if (all.len + line.len + 1 > all.cap) {
             size_t cap = all.cap ? all.cap * 2 : 65536;

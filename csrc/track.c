@@ -618,12 +618,18 @@ static void classify_close(Conn *c) {
     if (!both_fin_acked) c->close_kind = CK_INCOMPLETE;
 }
 
+/* Close kind and conn_state as of now: final once the connection is finished; before
+ * that (a live capture) what they would be if the capture ended here. */
+void conn_classify(Conn *c) {
+    classify_close(c);
+    c->conn_state = (uint8_t)zeek_conn_state(c);
+}
+
 void conn_finish(Tracker *t, Conn *c) {
     (void)t;
     if (c->finished) return;
     c->finished = 1;
-    classify_close(c);
-    c->conn_state = (uint8_t)zeek_conn_state(c);
+    conn_classify(c);
 }
 
 void tracker_finish(Tracker *t) {

@@ -41,4 +41,5 @@ void tracker_frame(void *ctx, uint32_t linktype, int64_t ts_ns, const uint8_t *d
 void tracker_segment(Tracker *t, const Segment *seg);
 void tracker_finish(Tracker *t);
 void conn_finish(Tracker *t, Conn *c);
+void conn_classify(Conn *c);
 #endif

@@ -42,8 +42,14 @@ def test_closed_events_name_how_each_scenario_ended(replayed: Any) -> None:
     for conn in SCENARIOS:
         want = expected[conn["close_kind"]] or f"closed by {conn['close_initiator']}"
         assert ended[conn["client_port"]] == want, conn["name"]
-    # closed records carry no close classification yet: that comes with "final"
-    assert all(e["record"]["close"] is None for e in events if e["event"] == "closed")
+    # the close is classified as soon as it happens, as the final record has it
+    final = {e["id"]: e["record"] for e in events if e["event"] == "final"}
+    closed = [e for e in events if e["event"] == "closed"]
+    assert len(closed) == len(SCENARIOS)
+    for e in closed:
+        assert e["kind"] == final[e["id"]]["close"]["kind"]
+        assert e["record"]["close"] == final[e["id"]]["close"]
+        assert e["record"]["conn_state"] == final[e["id"]]["conn_state"]
 
 
 def test_log_lines_read_like_the_issue(replayed: Any) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from segments import ACK, FA, FIN, PA, RA, RST, SA, SYN, Wire, names, sec, timeline
 
 from analyzer.fsm import Input, TcpState
+from analyzer.records import RawConn, build_record
 
 C, S = 1000, 5000
 
@@ -733,3 +734,21 @@ def test_inferred_server_states_name_the_packets_that_caused_them() -> None:
               in w.engine.transitions(0) if role == 1]
     assert server == [(1, 1000 * 1_000_000, 1), (3, 2000 * 1_000_000, 2),
                       (4, 2020 * 1_000_000, 4)]
+
+
+def test_close_kind_and_conn_state_are_known_before_the_end_of_input() -> None:
+    """A live capture never calls finish(): the record says what is known so far."""
+    w = Wire()
+    handshake(w)
+
+    def now() -> tuple[str, str]:
+        r = build_record(RawConn._make(w.engine.conn(0)), w.engine.transitions(0))
+        return r["close"]["kind"], r["conn_state"]
+
+    assert now() == ("open", "S1")
+    w.c(1030, FA, C + 1, S + 1)
+    assert now() == ("incomplete", "S2")  # Zeek: the originator closed, not the responder
+    w.s(1040, FA, S + 1, C + 2)
+    w.c(1050, ACK, C + 2, S + 2)
+    assert now() == ("three_way", "SF")
+    assert only(w)["close"]["kind"] == "three_way"

@@ -7,9 +7,9 @@ into small dicts, one JSON object each in ``handshake sniff --format jsonl``:
   does not allow in its state (``how: "unexpected"``, the state is unchanged);
 * ``handshake``: the three-way handshake (or a simultaneous open) completed;
 * ``closed``: both endpoints are CLOSED or TIME_WAIT, or one was reset. ``ended`` says
-  how, from the transitions seen so far. ``record`` is the connection's record at that
-  moment; its ``close`` and ``conn_state`` are classified when the capture ends (the
-  engine classifies at ``finish()``), so they are ``null`` here;
+  how, from the transitions seen so far, and ``kind`` is the close kind. ``record`` is
+  the connection's record at that moment (close and conn_state as of now: packets that
+  come later, such as a retransmitted FIN, can still change them);
 * ``final``: at the end of the capture, every connection's finished record, exactly as
   ``handshake read --format jsonl`` writes it for the saved file.
 """
@@ -96,10 +96,9 @@ class EventDeriver:
         if all(s in DONE for s in view.state) or view.reset_by is not None:
             raw = raw or RawConn._make(engine.conn(conn_id))
             rec = build_record(raw, engine.transitions(conn_id))
-            rec["close"] = rec["conn_state"] = None  # classified at the end of the capture
             out.append({"event": "closed", "time": secs(ts_ns), "id": conn_id,
                         "client": view.client, "server": view.server, "ended": ended(view),
-                        "record": rec})
+                        "kind": rec["close"]["kind"], "record": rec})
             del self.open[conn_id]
             self.closed += 1
         return out
