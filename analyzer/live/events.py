@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fsm import Input, TcpState
-from ..records import RawConn, build_record, endpoint, secs
+from ..records import INPUT_NAMES, STATE_NAMES, RawConn, build_record, endpoint, secs
 
 HOW = ("normal", "inferred", "unexpected")
 ROLE = ("client", "server")
@@ -60,9 +60,9 @@ class EventDeriver:
             before = view.state[role]
             event = {"event": "state", "time": secs(ts_ns), "id": conn_id, "client": view.client,
                      "server": view.server, "endpoint": ROLE[role],
-                     "from": None if before < 0 else TcpState(before).name,
-                     "to": TcpState(state).name, "packet": pkt, "how": HOW[how],
-                     "input": None if seen < 0 else Input(seen).name}
+                     "from": None if before < 0 else STATE_NAMES[before],
+                     "to": STATE_NAMES[state], "packet": pkt, "how": HOW[how],
+                     "input": None if seen < 0 else INPUT_NAMES[seen]}
             events.append(event)
             if how != 2:
                 view.state[role] = state
