@@ -29,22 +29,27 @@ class Chunk:
     position: int  # bytes of the file on disk consumed so far (for progress)
 
 
+def open_capture_file(path: str) -> tuple[BinaryIO, int]:
+    """The file opened for reading and its size, or a one-line CaptureError."""
+    try:
+        size = os.path.getsize(path)
+        return open(path, "rb"), size
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except IsADirectoryError:
+        raise CaptureError(path, "is a directory, not a capture file") from None
+    except PermissionError:
+        raise CaptureError(path, "permission denied") from None
+    except OSError as exc:
+        raise CaptureError(path, exc.strerror or str(exc)) from None
+
+
 class FileSource:
     """Yields a capture file's (decompressed) bytes in chunks."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            self.size = os.path.getsize(path)
-            raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in chunks()
-        except FileNotFoundError:
-            raise CaptureError(path, "no such file") from None
-        except IsADirectoryError:
-            raise CaptureError(path, "is a directory, not a capture file") from None
-        except PermissionError:
-            raise CaptureError(path, "permission denied") from None
-        except OSError as exc:
-            raise CaptureError(path, exc.strerror or str(exc)) from None
+        raw, self.size = open_capture_file(path)
         self._raw = raw
         head = raw.read(4)
         raw.seek(0)

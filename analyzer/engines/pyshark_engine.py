@@ -14,7 +14,6 @@ all 25 took 1.3 s. Both run the same dissectors; only the JSON round trip differ
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import tempfile
@@ -277,19 +276,17 @@ def epoch_ns(text: str) -> int:
 def _check_file(path: str) -> int:
     """The native engine's one-line errors for a file that cannot be read at all; tshark
     judges the rest (it reads more formats than pcap and pcapng). Returns the size."""
-    try:
-        with open(path, "rb") as f:
-            if not f.read(1):
-                raise CaptureError(path, "empty file, not a capture", offset=0, packet=0)
-        return os.path.getsize(path)
-    except FileNotFoundError:
-        raise CaptureError(path, "no such file") from None
-    except IsADirectoryError:
-        raise CaptureError(path, "is a directory, not a capture file") from None
-    except PermissionError:
-        raise CaptureError(path, "permission denied") from None
-    except OSError as exc:
-        raise CaptureError(path, exc.strerror or str(exc)) from None
+    from ..source import open_capture_file
+
+    f, size = open_capture_file(path)
+    with f:
+        try:
+            empty = not f.read(1)
+        except OSError as exc:
+            raise CaptureError(path, exc.strerror or str(exc)) from None
+    if empty:
+        raise CaptureError(path, "empty file, not a capture", offset=0, packet=0)
+    return size
 
 
 def _format_code(path: str) -> int:
