@@ -37,8 +37,7 @@ def write_jsonl(captures: list[Capture], out: TextIO) -> None:
     "file" key to each."""
     if len(captures) == 1:
         cap = captures[0]
-        for start in range(0, len(cap), 4096):
-            out.write(cap.engine.jsonl(start, 4096))
+        out.writelines(cap.engine.jsonl(start, 4096) for start in range(0, len(cap), 4096))
         return
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     for cap in captures:
@@ -209,6 +208,5 @@ def write_zeek(captures: list[Capture], out: TextIO) -> None:
     out.write(f"#open\t{stamp}\n#fields\t" + "\t".join(ZEEK_FIELDS) + "\n")
     out.write("#types\t" + "\t".join(ZEEK_TYPES) + "\n")
     for cap in captures:
-        for i in range(len(cap)):
-            out.write("\t".join(zeek_row(cap, cap.raw(i))) + "\n")
+        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in range(len(cap)))
     out.write(f"#close\t{time.strftime('%Y-%m-%d-%H-%M-%S')}\n")

@@ -55,7 +55,7 @@ class Input(IntEnum):
 
 
 S = TcpState
-I = Input  # noqa: E741 - short alias keeps the table readable
+I = Input
 
 #: (state, input) -> next state. Each row cites the RFC 9293 section that defines it.
 TRANSITIONS: Final[dict[tuple[TcpState, Input], TcpState]] = {

@@ -326,7 +326,7 @@ class ScapySource(FrameQueueSource):
         if self._sniffer is not None and self._sniffer.thread.is_alive():
             try:
                 self._sniffer.stop(join=False)
-            except Exception:  # noqa: BLE001 - scapy raises if it has just ended by itself
+            except Exception:  # noqa: BLE001, S110 - scapy raises if it has just ended by itself
                 pass
 
 
@@ -414,7 +414,7 @@ class PysharkSource(FrameQueueSource):
             try:
                 if self._capture is not None:
                     self._capture.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - closing what may be half started
                 pass
             self.end()
 
@@ -430,7 +430,7 @@ class PysharkSource(FrameQueueSource):
         try:
             for proc in list(getattr(self._capture, "_running_processes", ())):
                 proc.terminate()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - best effort: the children may be gone
             pass
 
 

@@ -16,8 +16,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..fsm import Input, TcpState
-from ._data import ACK, FIN, RST, SYN, Packets, flag_names, human_bytes, new_figure, \
-    packets_of, seq_space, time_unit
+from ._data import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    Packets,
+    flag_names,
+    human_bytes,
+    new_figure,
+    packets_of,
+    seq_space,
+    time_unit,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -152,7 +163,7 @@ def _collapse_runs(pk: Packets, max_packets: int) -> list[tuple[int, int]]:
 def build_ladder(rec: dict[str, Any], pk: Packets, transitions: list[tuple[int, ...]],
                  max_packets: int) -> Ladder:
     out = Ladder()
-    bands = dict((first, last) for first, last in _collapse_runs(pk, max_packets))
+    bands = dict(_collapse_runs(pk, max_packets))
     y = 0.0
     row_of: dict[int, int] = {}  # packet index -> arrow index
     k = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ._data import SYN, ACK, new_figure, time_unit
+from ._data import ACK, SYN, new_figure, time_unit
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

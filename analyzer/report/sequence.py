@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._data import ACK, FIN, RST, SYN, Packets, new_figure, packets_of, seq_space, time_unit, \
-    unwrap
+from ._data import ACK, FIN, RST, SYN, Packets, new_figure, packets_of, seq_space, time_unit, unwrap
 
 if TYPE_CHECKING:
-    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
