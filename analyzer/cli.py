@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _extra_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
+def _extra_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+                    ) -> dict[str, Handler]:
     import importlib
 
     handlers: dict[str, Handler] = {}
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         handlers = {"read": cmd_read, "show": cmd_show, **args.handlers}
-        return handlers[args.command](args)
+        return int(handlers[args.command](args))
     except HandshakeError as exc:
         print(f"handshake: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

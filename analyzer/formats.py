@@ -54,7 +54,7 @@ def write_json(captures: list[Capture], out: TextIO) -> None:
 
 
 def summary(cap: Capture) -> dict[str, Any]:
-    kinds: Counter[str] = Counter()
+    kinds: Counter[int] = Counter()
     for i in range(len(cap)):
         kinds[cap.raw(i).close_kind] += 1
     from .records import CLOSE_KINDS

@@ -12,7 +12,7 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from .errors import CaptureError
 
@@ -57,7 +57,7 @@ class FileSource:
         self._stream: BinaryIO = raw
         self._head = b""  # bytes already read from a gzip stream to check its magic
         if self.compressed:
-            self._stream = gzip.GzipFile(fileobj=raw)
+            self._stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw))
             try:
                 head = self._head = self._stream.read(4)
             except (OSError, EOFError, zlib.error) as exc:

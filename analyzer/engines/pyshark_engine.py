@@ -59,7 +59,7 @@ def find_tshark() -> str:
     """tshark's path, found the way pyshark finds it; a one-line error when pyshark or
     tshark is missing."""
     try:
-        from pyshark.tshark import tshark as pyshark_tshark  # type: ignore[import-untyped]
+        from pyshark.tshark import tshark as pyshark_tshark
     except ImportError:
         raise UsageError(f"--engine pyshark needs the pyshark module: {INSTALL_PYSHARK}"
                          ) from None

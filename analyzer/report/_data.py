@@ -103,7 +103,8 @@ def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:
 
 def seq_space(p: Packets) -> NDArray[np.int64]:
     """Sequence numbers each segment consumes: payload, plus one for SYN and for FIN."""
-    return p.length + ((p.flags & SYN) != 0) + ((p.flags & FIN) != 0)
+    space: NDArray[np.int64] = p.length + ((p.flags & SYN) != 0) + ((p.flags & FIN) != 0)
+    return space
 
 
 def flag_names(flags: int) -> str:

@@ -11,7 +11,8 @@ KINDS = ("sequence", "ladder", "overview", "fsm")
 FORMATS = (".png", ".svg", ".pdf")
 
 
-def register(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+             ) -> dict[str, Callable[[argparse.Namespace], int]]:
     pl = sub.add_parser("plot", help="draw one connection or the capture as PNG/SVG/PDF",
                         description="Draw a time-sequence graph or ladder diagram of one "
                                     "connection, the capture overview, or the TCP state "

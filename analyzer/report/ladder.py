@@ -308,5 +308,7 @@ def close_text(close: dict[str, Any]) -> str:
         return f"reset by {close['reset_by'] or who}"
     if kind == "refused":
         return "refused: SYN answered by RST"
-    return {"unanswered": "SYN unanswered", "incomplete": "handshake incomplete",
-            "open": "still open at the end of the capture"}.get(kind, kind)
+    other: dict[str, str] = {"unanswered": "SYN unanswered",
+                             "incomplete": "handshake incomplete",
+                             "open": "still open at the end of the capture"}
+    return other.get(str(kind), str(kind))

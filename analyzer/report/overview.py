@@ -96,7 +96,8 @@ def draw_rtt_histogram(ax: Axes, recs: list[dict[str, Any]]) -> None:
         return
     ms = rtts * 1e3
     if ms.max() / max(ms.min(), 1e-6) > 50:  # wide spread: log bins keep both ends visible
-        bins = np.logspace(np.log10(max(ms.min(), 1e-4)), np.log10(ms.max()), 30)
+        bins: int | list[float] = list(np.logspace(np.log10(max(ms.min(), 1e-4)),
+                                                   np.log10(ms.max()), 30))
         ax.set_xscale("log")
     else:
         bins = 30

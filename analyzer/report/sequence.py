@@ -49,7 +49,7 @@ def sequence_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
         axes[0].set_xlabel("")
         fig.suptitle(f"connection {conn_id}: {rec['client']} → {rec['server']}  "
                      f"({rec['close']['kind']}, {rec['conn_state']})", fontsize=11)
-        return fig
+        return fig  # type: ignore[no-any-return]  # pyplot-free Figure, typed Any here
     if direction is None:
         pay = rec["payload_bytes"]
         direction = "server" if pay["server"] > pay["client"] else "client"
@@ -227,7 +227,7 @@ def _bars(ax: Axes, x: Any, lo: Any, hi: Any, colour: str, label: str, lw: float
     if len(x) > DECIMATE_OVER:
         x, lo, hi = _columns(x, lo, hi)
     segs = np.stack([np.column_stack([x, lo]), np.column_stack([x, hi])], axis=1)
-    coll = LineCollection(segs, colors=colour, linewidths=lw, label=label, zorder=3,
+    coll = LineCollection(list(segs), colors=colour, linewidths=lw, label=label, zorder=3,
                           rasterized=len(x) > 2000)
     ax.add_collection(coll)
     # Short segments are invisible as bars on a long axis: cap them with a tick.
