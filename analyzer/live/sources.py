@@ -98,6 +98,11 @@ class ChildSource:
             pass  # a smaller pipe only means more, smaller reads
         threading.Thread(target=self._read_stderr, daemon=True).start()
         ready = self._ready.wait(STARTUP_TIMEOUT)
+        if self._stderr_done.is_set():  # stderr closed before or at "listening": exiting
+            try:
+                self._proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
         if ready and self.name == "dumpcap":
             time.sleep(0.3)  # dumpcap says "Capturing on" before it drops privileges
         if self._proc.poll() is not None or not ready:
@@ -115,8 +120,8 @@ class ChildSource:
             self.stderr_lines.append(line)
             if marker in line:
                 self._ready.set()
+        self._stderr_done.set()  # first: start() reads it once _ready is set
         self._ready.set()
-        self._stderr_done.set()
 
     def _start_error(self) -> CaptureStartError:
         text = " ".join(self.stderr_lines)
