@@ -9,9 +9,11 @@ loop is never touched; the cell only sleeps and redraws a display handle.
 
 from __future__ import annotations
 
+import atexit
 import html
 import io
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -186,8 +188,10 @@ def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = 
     """
     from .live import LiveSession
 
-    if write is None:
-        write = os.path.join(tempfile.mkdtemp(prefix="handshake-sniff-"), "sniff.pcap")
+    if write is None:  # kept while the kernel runs: the packet table and plots read it
+        scratch = tempfile.mkdtemp(prefix="handshake-sniff-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        write = os.path.join(scratch, "sniff.pcap")
     session = LiveSession(iface, port=port, bpf=bpf, write=write, count=count,
                           duration=duration)
     title = f"live capture on {iface}" + (f", port {port}" if port is not None else "")
