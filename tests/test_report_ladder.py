@@ -106,6 +106,11 @@ def test_simultaneous_open_syns_cross() -> None:
     (c0, c1), (s0, s1) = d["arrows"][0], d["arrows"][1]
     # The client's SYN reaches the server after the server sent its own: they cross.
     assert c1[1] > s0[1] and s1[1] > c0[1]
+    # RFC 9293 figure 7 on both lifelines, then the client's close (three-way)
+    for who in ("client", "server"):
+        assert d[who][:3] == ["SYN_SENT", "SYN_RECEIVED", "ESTABLISHED"], who
+    assert d["client"][3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]  # ACK, then FIN
+    assert d["server"][3:] == ["CLOSE_WAIT", "LAST_ACK", "CLOSED"]
 
 
 def test_simultaneous_close_fins_cross() -> None:
@@ -116,6 +121,9 @@ def test_simultaneous_close_fins_cross() -> None:
     (a0, a1), (b0, b1) = d["arrows"][3], d["arrows"][4]
     assert a0[0] == 0.0 and b0[0] == 1.0
     assert a1[1] > b0[1]  # the client's FIN arrives after the server sent its FIN
+    # RFC 9293 figure 13 on both lifelines
+    for who in ("client", "server"):
+        assert d[who][-3:] == ["FIN_WAIT_1", "CLOSING", "TIME_WAIT"], who
 
 
 def test_long_data_phase_collapses_into_a_band() -> None:
