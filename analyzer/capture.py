@@ -36,6 +36,20 @@ class Capture:
     error: CaptureError | None = None  # reading stopped here; what came before is kept
     # How read() was called, so the packet table can be rebuilt from the same file.
     options: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The live capture filling this one (analyzer.sniff(background=True)), else None.
+    live: Any = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        """True while a live capture is still filling this Capture."""
+        return bool(self.live is not None and self.live.running)
+
+    def stop(self) -> None:
+        """Stop the live capture filling this Capture; the saved pcap stays valid. A
+        Capture read from a file is complete already: nothing to stop."""
+        if self.live is not None:
+            self.live.stop()
+            self.live.wait()
 
     def __len__(self) -> int:
         return int(self.engine.conn_count())

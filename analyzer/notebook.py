@@ -15,6 +15,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -175,7 +176,7 @@ class _LiveView:
 def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = None,
           count: int | None = None, *, bpf: str | None = None, write: str | None = None,
           refresh: float = 0.5, display: bool = True,
-          on_start: Callable[[], object] | None = None) -> Capture:
+          on_start: Callable[[], object] | None = None, background: bool = False) -> Capture:
     """Capture live TCP traffic from a notebook cell; returns the Capture.
 
     Runs until ``duration`` seconds pass or ``count`` packets are seen, or until the cell
@@ -185,6 +186,10 @@ def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = 
     not given), which the packet table and the plots read. Needs the rights to capture
     (root, or tcpdump with CAP_NET_RAW and CAP_NET_ADMIN, see the README).
     ``on_start`` is called once the capture is running (e.g. to start a client thread).
+
+    With ``background=True`` the call returns at once: the Capture fills as packets
+    arrive (its tables and ``len()`` grow; ``capture.running`` says whether it still
+    does), the display keeps refreshing from a thread, and ``capture.stop()`` ends it.
     """
     from .live import LiveSession
 
@@ -197,6 +202,14 @@ def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = 
     title = f"live capture on {iface}" + (f", port {port}" if port is not None else "")
     view = _LiveView(session, title) if display and _in_ipython() else None
     session.start()  # returns once the capture tool is listening
+    session.capture.live = session
+    if background:
+        if on_start is not None:
+            on_start()
+        if view:
+            threading.Thread(target=_refresh_until_done, args=(session, view, refresh),
+                             daemon=True).start()
+        return session.capture
     status = "finished"
     try:
         if on_start is not None:
@@ -213,3 +226,12 @@ def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = 
     if view:
         view.update(status)
     return session.capture
+
+
+def _refresh_until_done(session: Any, view: _LiveView, refresh: float) -> None:
+    """The live display of a background capture, until it ends."""
+    while session.running:
+        time.sleep(refresh)
+        view.update("capturing")
+    session.wait()
+    view.update("finished")
