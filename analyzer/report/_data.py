@@ -37,6 +37,7 @@ class Packets:
     client_state: NDArray[np.int64]
     server_state: NDArray[np.int64]
     unexpected: NDArray[np.bool_]
+    anomalies: NDArray[np.int64]  # Wireshark's analysis flags (analyzer.anomalies.Anomaly)
 
     def __len__(self) -> int:
         return len(self.pkt_no)
@@ -48,7 +49,8 @@ def _to_packets(columns: dict[str, Any]) -> Packets:
                    c["flags"].astype("int64"), c["seq"].astype("int64"),
                    c["ack"].astype("int64"), c["len"].astype("int64"),
                    c["win"].astype("int64"), c["client_state"].astype("int64"),
-                   c["server_state"].astype("int64"), c["unexpected"])
+                   c["server_state"].astype("int64"), c["unexpected"],
+                   c["anomalies"].astype("int64"))
 
 
 def packets_of(capture: Capture, conn_id: int) -> Packets:

@@ -2,15 +2,16 @@
 
 Data segments are vertical bars from seq to seq+len; the other side's ACK line and
 receive-window line (ack + window << wscale) run above them; SYN, FIN and RST are marked;
-retransmissions, holes, duplicate ACKs and zero windows have their own colours. A long
-connection is decimated to one envelope bar per pixel column, so a million packets draw
-as fast as a few thousand.
+retransmissions, holes, duplicate ACKs and zero windows (as Wireshark's analysis flags
+them, csrc/anomaly.c) have their own colours. A long connection is decimated to one
+envelope bar per pixel column, so a million packets draw as fast as a few thousand.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..anomalies import Anomaly
 from ._data import ACK, FIN, RST, SYN, Packets, new_figure, packets_of, seq_space, time_unit, unwrap
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 DECIMATE_OVER = 4000
 COLUMNS = 1200
 
+RETRANSMITTED = (Anomaly.RETRANSMISSION | Anomaly.FAST_RETRANSMISSION
+                 | Anomaly.SPURIOUS_RETRANSMISSION)
 COLOURS = {"data": "#1f5fbf", "ack": "#2ca02c", "window": "#d4a017",
            "retransmission": "#d62728", "hole": "#ff7f0e", "dup_ack": "#9467bd",
            "zero_window": "#8c564b", "syn": "#17becf", "fin": "#000000", "rst": "#d62728"}
@@ -98,12 +101,11 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     payload = pk.length[sent_idx]
     end = start + length
     has_data = payload > 0
-    # Retransmission: starts below the highest end already sent. Hole: starts above it
-    # (the missing bytes were lost before the capture point or arrive later).
-    highest = np.maximum.accumulate(np.concatenate(([start[0] if len(start) else 0], end)))[:-1]
-    consumes = length > 0
-    retrans = consumes & (start < highest)
-    hole = consumes & (start > highest)
+    # Wireshark's analysis (csrc/anomaly.c): retransmissions (plain, fast, spurious) and
+    # segments after a hole ("previous segment not captured").
+    an = pk.anomalies[sent_idx]
+    retrans = (an & RETRANSMITTED) != 0
+    hole = (an & Anomaly.LOST_SEGMENT) != 0
     drawn: dict[str, Any] = {"sender": sender, "segments": int(has_data.sum()),
                              "retransmissions": int(retrans.sum()), "holes": int(hole.sum())}
 
@@ -133,13 +135,9 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     edge = ack_rel + window
     _step(ax, at, edge, COLOURS["window"],
           f"receive window of {receiver} (ack + win << {wscale})", style="--")
-    pure = (pk.length[acks] == 0) & ((pk.flags[acks] & (SYN | FIN | RST)) == 0)
-    dup = np.zeros(len(acks), dtype=bool)
-    if len(acks) > 1:
-        same = (ack_rel[1:] == ack_rel[:-1]) & (window[1:] == window[:-1])
-        dup[1:] = same & pure[1:] & pure[:-1]
+    dup = (pk.anomalies[acks] & Anomaly.DUPLICATE_ACK) != 0
     drawn["dup_acks"] = int(dup.sum())
-    zero = window == 0
+    zero = (pk.anomalies[acks] & Anomaly.ZERO_WINDOW) != 0
     drawn["zero_windows"] = int(zero.sum())
     if dup.any():
         _points(ax, at[dup], ack_rel[dup], "x", COLOURS["dup_ack"], "duplicate ACK", size=18)
