@@ -10,6 +10,10 @@ from typing import TextIO
 
 EXIT_BAD_INPUT = 2
 
+# Optional modules and the extra that installs each (pyproject.toml).
+OPTIONAL_MODULES = {"matplotlib": "plot", "numpy": "plot", "pandas": "notebook",
+                    "pyarrow": "notebook", "scapy": "capture", "pyshark": "pyshark"}
+
 # Subcommands that live in their own modules. Each module imports only the standard
 # library at top level (so ``--help`` stays instant) and defines
 # ``register(sub) -> dict[str, Callable[[argparse.Namespace], int]]``.
@@ -134,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(handlers[args.command](args))
     except HandshakeError as exc:
         print(f"handshake: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"handshake: error: {args.command} needs {exc.name.split('.')[0]}: "
+              f"pip install 'handshake-analyzer[{extra}]'", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `handshake read big.pcap | head`
         sys.stderr.close()

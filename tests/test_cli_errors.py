@@ -510,3 +510,19 @@ def test_unreadable_file(good: Path) -> None:
         assert_error(handshake("read", good), good, "permission denied")
     finally:
         good.chmod(0o644)
+
+
+@pytest.mark.parametrize("module,argv,extra", [
+    ("matplotlib", ["plot", "captures/echo-lo.pcap", "--kind", "fsm", "-o", "x.png"], "plot"),
+    ("scapy", ["sniff", "-i", "lo", "--engine", "scapy", "-c", "1"], "capture"),
+])
+def test_missing_optional_module_is_one_line_with_the_extra(module: str, argv: list[str],
+                                                            extra: str) -> None:
+    """An extra that is not installed: the command says which and how, no traceback."""
+    code = (f"import sys; sys.modules[{module!r}] = None; from analyzer.cli import main; "
+            f"sys.exit(main({argv!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 2
+    assert res.stderr.strip() == (f"handshake: error: {argv[0]} needs {module}: "
+                                  f"pip install 'handshake-analyzer[{extra}]'")
