@@ -140,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"handshake: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ModuleNotFoundError as exc:
-        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        missing = (exc.name or "").split(".")[0]
+        extra = OPTIONAL_MODULES.get(missing)
         if extra is None:
             raise
-        print(f"handshake: error: {args.command} needs {exc.name.split('.')[0]}: "
+        print(f"handshake: error: {args.command} needs {missing}: "
               f"pip install 'handshake-analyzer[{extra}]'", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `handshake read big.pcap | head`
