@@ -87,7 +87,8 @@ class Capture:
         A capture read without ``record=-2`` reads its file again to get the rows."""
         from .frames import packets_frame
 
-        return self._cached("packets", lambda cap: packets_frame(cap, cap._all_packet_rows()))
+        return self._cached("packets",
+                            lambda cap: packets_frame(cap, columns=cap._all_packet_columns()))
 
     @property
     def transitions(self) -> pd.DataFrame:
@@ -131,11 +132,13 @@ class Capture:
         with open(path, "w", encoding="utf-8") as out:
             write_zeek([self], out)
 
-    def _all_packet_rows(self) -> list[tuple[Any, ...]]:
+    def _all_packet_columns(self) -> dict[str, Any]:
+        from .columns import row_columns
+
         if self.options.get("record") == -2:
-            return self.packet_rows()
+            return row_columns(self.engine)
         options = {k: v for k, v in self.options.items() if k != "record"}
-        return read(self.path, record=-2, **options).packet_rows()
+        return row_columns(read(self.path, record=-2, **options).engine)
 
     def _cached(self, name: str, build: Callable[[Capture], Any]) -> Any:
         # Keyed on what the engine has seen, so a live capture that fills gets new frames;

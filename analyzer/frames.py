@@ -11,6 +11,7 @@ pandas is imported inside the functions: ``import analyzer`` stays cheap.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from .records import CLOSE_KINDS, CONN_STATES, INPUT_NAMES, STATE_NAMES, WHO, RawConn, endpoint
@@ -193,36 +194,57 @@ def flags_text(flags: int) -> str:
     return "".join(ch for bit, ch in _FLAG_LETTERS if flags & bit)
 
 
-def packets_frame(capture: Capture, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+@functools.cache
+def _flags_text_table() -> Any:
+    """tcpdump's flag text of every flags byte, indexed by it (numpy, built once)."""
+    import numpy as np
+
+    return np.array([flags_text(f) for f in range(256)], dtype=object)
+
+
+def packets_frame(capture: Capture, rows: list[tuple[Any, ...]] | None = None,
+                  columns: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per TCP packet (the engine's packet rows): ``packet, time, conn_id,
     from_client, direction, flags, flags_text``, one boolean per flag (``flag_syn``,
     ``flag_ack`` ...), absolute
     ``seq``/``ack``, ``rel_seq``/``rel_ack`` (relative to the sender's / receiver's ISN,
     or to the first sequence number seen from that side when the SYN was not captured;
     ``rel_ack`` is missing without the ACK flag), ``payload_len``, ``window`` (as sent,
-    not scaled), ``client_state`` / ``server_state`` after the packet and ``unexpected``.
-    Rows with anomaly columns also get ``anomalies`` (bitmask), ``dup_ack`` and one
-    boolean ``anomaly_<name>`` per :class:`analyzer.anomalies.Anomaly` flag."""
+    not scaled), ``client_state`` / ``server_state`` after the packet and ``unexpected``,
+    then ``anomalies`` (bitmask), ``dup_ack`` and one boolean ``anomaly_<name>`` per
+    :class:`analyzer.anomalies.Anomaly` flag.
+
+    Built from ``columns`` (analyzer.columns.row_columns, numpy all the way), or from
+    ``rows`` (Engine.rows tuples); with neither, from the capture's recorded rows."""
     import numpy as np
     import pandas as pd
 
-    width = len(rows[0]) if rows else 12
-    cols: list[Any] = list(zip(*rows)) if rows else [() for _ in range(width)]
-    pkt, ts, conn, from_client, flags, seq, ack, length, win, cst, sst, odd = cols[:12]
-    conn_arr = np.asarray(conn, dtype="int64")
-    client = np.asarray(from_client, dtype="bool")
-    flag_arr = np.asarray(flags, dtype="uint8")
-    seq_arr = np.asarray(seq, dtype="int64")
-    ack_arr = np.asarray(ack, dtype="int64")
+    from .columns import ROW_DTYPES, row_columns
+
+    if columns is None:
+        if rows is None:
+            columns = row_columns(capture.engine)
+        else:
+            names = list(ROW_DTYPES)[:len(rows[0])] if rows else list(ROW_DTYPES)
+            columns = {name: np.asarray([r[k] for r in rows] if rows else [],
+                                        dtype=ROW_DTYPES[name])
+                       for k, name in enumerate(names)}
+    c = columns
+    conn_arr = c["conn"].astype("int64")
+    client = c["from_client"].astype(bool)
+    flag_arr = c["flags"].astype("uint8")
+    seq_arr = c["seq"].astype("int64")
+    ack_arr = c["ack"].astype("int64")
     has_ack = (flag_arr & 0x10) != 0
     frame = pd.DataFrame({
-        "packet": pd.array(pkt, dtype="int64"),
-        "time": _times(list(ts)),
+        "packet": c["pkt_no"].astype("int64"),
+        "time": pd.Series(c["ts_ns"].astype("int64").view("datetime64[ns]")
+                          ).dt.tz_localize("UTC"),
         "conn_id": conn_arr,
         "from_client": client,
         "direction": pd.Categorical.from_codes(np.where(client, 0, 1), categories=DIRECTIONS),
         "flags": flag_arr,
-        "flags_text": pd.array([flags_text(f) for f in flags], dtype="string"),
+        "flags_text": pd.array(_flags_text_table()[flag_arr], dtype="string"),
     })
     for name, bit in FLAG_BITS:
         frame[f"flag_{name}"] = (flag_arr & bit) != 0
@@ -233,13 +255,14 @@ def packets_frame(capture: Capture, rows: list[tuple[Any, ...]]) -> pd.DataFrame
     rel_ack = pd.array((ack_arr - other) % 2**32, dtype="Int64")
     rel_ack[~has_ack | (other < 0)] = pd.NA
     frame["rel_ack"] = rel_ack
-    frame["payload_len"] = np.asarray(length, dtype="int64")
-    frame["window"] = np.asarray(win, dtype="int64")
-    frame["client_state"] = _categorical([_state(s) for s in cst], STATE_NAMES)
-    frame["server_state"] = _categorical([_state(s) for s in sst], STATE_NAMES)
-    frame["unexpected"] = np.asarray(odd, dtype="bool")
-    if width > 12:
-        _add_anomaly_columns(frame, cols[12:])
+    frame["payload_len"] = c["len"].astype("int64")
+    frame["window"] = c["win"].astype("int64")
+    for who in ENDPOINTS:  # -1 (not seen yet) is a missing value
+        frame[f"{who}_state"] = pd.Categorical.from_codes(
+            c[f"{who}_state"].astype("int64"), categories=list(STATE_NAMES))
+    frame["unexpected"] = c["unexpected"].astype(bool)
+    if "anomalies" in c:
+        _add_anomaly_columns(frame, [c["anomalies"], c["dup_ack_num"]])
     return frame
 
 
@@ -250,20 +273,21 @@ def _bases(capture: Capture, conn: Any, client: Any, seq: Any) -> tuple[Any, Any
     import numpy as np
 
     ids = np.unique(conn)
-    isn = {}
-    for i in ids.tolist():
+    # base[k, 0 / 1]: connection ids[k]'s client / server base, -1 while unknown
+    base = np.full((len(ids), 2), -1, dtype="int64")
+    for k, i in enumerate(ids.tolist()):
         raw = RawConn._make(capture.engine.conn(i))
-        isn[(i, True)] = raw.client_isn
-        isn[(i, False)] = raw.server_isn
-    for i, c, s in zip(conn.tolist(), client.tolist(), seq.tolist(), strict=True):
-        if isn.get((i, c)) is None:
-            isn[(i, c)] = s
-    own = np.fromiter((isn[(i, c)] for i, c in zip(conn.tolist(), client.tolist(),
-                                                   strict=True)), dtype="int64", count=len(conn))
-    other = np.fromiter((-1 if isn.get((i, not c)) is None else isn[(i, not c)]
-                         for i, c in zip(conn.tolist(), client.tolist(), strict=True)),
-                        dtype="int64", count=len(conn))
-    return own, other
+        for col, isn in enumerate((raw.client_isn, raw.server_isn)):
+            if isn is not None:
+                base[k, col] = isn
+    row = np.searchsorted(ids, conn)
+    side = np.where(client, 0, 1)
+    key = row * 2 + side
+    firsts, at = np.unique(key, return_index=True)  # first packet of each (conn, side)
+    flat = base.reshape(-1)
+    unknown = flat[firsts] < 0
+    flat[firsts[unknown]] = seq[at[unknown]]
+    return flat[key], flat[row * 2 + (1 - side)]
 
 
 def _add_anomaly_columns(frame: pd.DataFrame, extra: list[Any]) -> None:
