@@ -175,11 +175,13 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
         from .engines import pyshark_engine
 
         return pyshark_engine.read(path, port=port, verify_checksums=verify_checksums,
-                                   zeek_timers=zeek_timers, record=record, progress=progress)
+                                   zeek_timers=zeek_timers, record=record, progress=progress,
+                                   likely_server_ports=likely_server_ports)
     if engine != "native":
         raise UsageError(f"unknown engine {engine!r} (known: native, pyshark)")
     options = {"port": port, "verify_checksums": verify_checksums,
-               "zeek_timers": zeek_timers, "record": record}
+               "zeek_timers": zeek_timers, "record": record,
+               "likely_server_ports": likely_server_ports}
     source = open_source(path)
     tracker = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
                              port=-1 if port is None else port,

@@ -30,6 +30,14 @@ def _port(text: str) -> int:
     return value
 
 
+def _ports(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_port(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ports"
+                                         ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="handshake",
@@ -51,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--zeek-timers", action="store_true",
                     help="also split connections where Zeek's timers would (5 s attempt, "
                          "close and reset delays)")
+    rd.add_argument("--zeek-likely-server-ports", type=_ports, metavar="PORTS",
+                    help="Zeek's likely_server_ports (comma-separated, may be empty): decide "
+                         "who is the server of a connection whose SYN was not seen exactly "
+                         "as that Zeek would (default: a SYN-ACK sender is the server)")
     rd.add_argument("--engine", default="native", choices=("native", "pyshark"),
                     help="packet decoder: the compiled one (default), or tshark's through "
                          "pyshark for tunnels and other encapsulations (slower)")
@@ -101,7 +113,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         bar = TerminalProgress(path) if is_tty(sys.stderr) else None
         try:
             cap = read(path, port=args.port, verify_checksums=args.verify_checksums,
-                       zeek_timers=args.zeek_timers, progress=bar, engine=args.engine)
+                       zeek_timers=args.zeek_timers, progress=bar, engine=args.engine,
+                       likely_server_ports=args.zeek_likely_server_ports)
         finally:
             if bar:
                 bar.close()

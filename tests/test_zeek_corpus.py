@@ -142,3 +142,26 @@ def test_agreement_with_zeek() -> None:
     assert totals["history"] >= MIN_HISTORY >= 0.95 * totals["expected"]
     assert totals["pkts"] >= MIN_PKTS
     assert totals["bytes"] >= MIN_BYTES
+
+
+def test_likely_server_ports_from_the_command_line() -> None:
+    """`--zeek-likely-server-ports` gives Zeek's role rule, in conn.log form: with port 80
+    not a likely server port (as in Zeek's bare run), the SYN-ACK sender stays originator;
+    by default it is the server (flipped, `^`)."""
+    import subprocess
+    import sys
+
+    trace = str(CORPUS / "traces" / "localhost-bad-chksum.pcap")
+
+    def rows(*extra: str) -> list[list[str]]:
+        out = subprocess.run([sys.executable, "-m", "analyzer", "read", trace, "--format", "zeek",
+                              "--verify-checksums", "--zeek-timers", *extra],
+                             capture_output=True, text=True, check=True).stdout
+        return [line.split("\t") for line in out.splitlines() if not line.startswith("#")]
+
+    col = {name: k for k, name in enumerate(ZEEK_FIELDS)}
+    zeek_like = rows("--zeek-likely-server-ports", "")
+    assert [(r[col["id.orig_p"]], r[col["conn_state"]], r[col["history"]])
+            for r in zeek_like] == [("53246", "OTH", "C"), ("80", "SH", "HcADF")]
+    ours = rows()
+    assert [(r[col["id.orig_p"]], r[col["history"]]) for r in ours][1] == ("53246", "^hCadf")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
+from collections.abc import Collection
 from typing import IO, Any, Final, NamedTuple
 
 from .. import _engine
@@ -87,13 +88,16 @@ def tshark_command(tshark: str, path: str, verify_checksums: bool) -> list[str]:
 
 def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
          zeek_timers: bool = False, record: int | None = None,
-         progress: ProgressFn | None = None) -> Capture:
+         progress: ProgressFn | None = None,
+         likely_server_ports: Collection[int] | None = None) -> Capture:
     """Like :func:`analyzer.capture.read`, with tshark decoding the packets."""
     tshark = find_tshark()
     size = _check_file(path)
     engine = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
                             port=-1 if port is None else port,
-                            record=-1 if record is None else record, zeek_timers=zeek_timers)
+                            record=-1 if record is None else record, zeek_timers=zeek_timers,
+                            likely_server_ports=None if likely_server_ports is None
+                            else list(likely_server_ports))
     feeder = _Feeder(engine, verify_checksums)
     with tempfile.TemporaryFile() as errors:  # a file, so a chatty tshark cannot block
         proc = subprocess.Popen(tshark_command(tshark, path, verify_checksums),
@@ -117,7 +121,8 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
                                    f"(after packet {feeder.frames})", packet=feeder.frames)
     engine.finish()
     options = {"port": port, "verify_checksums": verify_checksums,
-               "zeek_timers": zeek_timers, "record": record, "engine": "pyshark"}
+               "zeek_timers": zeek_timers, "record": record, "engine": "pyshark",
+               "likely_server_ports": likely_server_ports}
     return Capture(path=path, engine=engine, stats=feeder.stats(_format_code(path)),
                    warnings=warnings, error=error, options=options)
 
