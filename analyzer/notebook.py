@@ -147,20 +147,20 @@ def _in_ipython() -> bool:
         from IPython.core.getipython import get_ipython
     except ImportError:
         return False
-    return get_ipython() is not None  # type: ignore[no-untyped-call]
+    return get_ipython() is not None
 
 
 class _LiveView:
     """A display handle redrawn with the capture's counts while it fills."""
 
     def __init__(self, session: Any, title: str) -> None:
-        from IPython.display import HTML, display  # type: ignore[attr-defined]
+        from IPython.display import HTML, display
 
         self.session = session
         self.title = title
         self.started = time.monotonic()
         self._html = HTML
-        self.handle = display(HTML(self._render("starting")),  # type: ignore[no-untyped-call]
+        self.handle = display(HTML(self._render("starting")),
                               display_id=True)
 
     def _render(self, status: str) -> str:
@@ -170,7 +170,7 @@ class _LiveView:
         return f"{body}<p><b>{html.escape(status)}</b>, {elapsed:.1f} s</p>"
 
     def update(self, status: str) -> None:
-        self.handle.update(self._html(self._render(status)))  # type: ignore[no-untyped-call]
+        self.handle.update(self._html(self._render(status)))
 
 
 def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = None,
