@@ -152,6 +152,17 @@ class Capture:
         return cache[key]
 
 
+def new_engine(*, port: int | None = None, verify_checksums: bool = False,
+               zeek_timers: bool = False, record: int | None = None,
+               likely_server_ports: Collection[int] | None = None) -> _engine.Engine:
+    """A tracker with read()'s options (see there), fed by whichever decoder."""
+    return _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
+                          port=-1 if port is None else port,
+                          record=-1 if record is None else record, zeek_timers=zeek_timers,
+                          likely_server_ports=None if likely_server_ports is None
+                          else list(likely_server_ports))
+
+
 def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
          zeek_timers: bool = False, record: int | None = None,
          progress: ProgressFn | None = None, engine: str = "native",
@@ -183,11 +194,9 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
                "zeek_timers": zeek_timers, "record": record,
                "likely_server_ports": likely_server_ports}
     source = open_source(path)
-    tracker = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
-                             port=-1 if port is None else port,
-                             record=-1 if record is None else record, zeek_timers=zeek_timers,
-                             likely_server_ports=None if likely_server_ports is None
-                             else list(likely_server_ports))
+    tracker = new_engine(port=port, verify_checksums=verify_checksums,
+                         zeek_timers=zeek_timers, record=record,
+                         likely_server_ports=likely_server_ports)
     warnings: list[str] = []
     error: CaptureError | None = None
     pending = b""

@@ -20,10 +20,8 @@ import tempfile
 from collections.abc import Collection
 from typing import IO, Any, Final, NamedTuple
 
-from .. import _engine
-from ..capture import Capture, ProgressFn
+from ..capture import Capture, ProgressFn, new_engine
 from ..errors import CaptureError, UsageError
-from ..fsm import table_bytes
 
 INSTALL_PYSHARK: Final = "pip install 'handshake-analyzer[pyshark]'"
 INSTALL_TSHARK: Final = "apt-get install tshark"
@@ -93,11 +91,8 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     """Like :func:`analyzer.capture.read`, with tshark decoding the packets."""
     tshark = find_tshark()
     size = _check_file(path)
-    engine = _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
-                            port=-1 if port is None else port,
-                            record=-1 if record is None else record, zeek_timers=zeek_timers,
-                            likely_server_ports=None if likely_server_ports is None
-                            else list(likely_server_ports))
+    engine = new_engine(port=port, verify_checksums=verify_checksums, zeek_timers=zeek_timers,
+                        record=record, likely_server_ports=likely_server_ports)
     feeder = _Feeder(engine, verify_checksums)
     with tempfile.TemporaryFile() as errors:  # a file, so a chatty tshark cannot block
         proc = subprocess.Popen(tshark_command(tshark, path, verify_checksums),

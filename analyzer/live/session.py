@@ -10,9 +10,8 @@ from collections import deque
 from typing import IO, Any
 
 from .. import _engine
-from ..capture import Capture
+from ..capture import Capture, new_engine
 from ..errors import UsageError
-from ..fsm import table_bytes
 from .events import EventDeriver, final_events
 from .sources import ReplaySource, Source, make_source
 
@@ -60,7 +59,7 @@ class LiveSession:
         self.replay_speed = replay_speed
         self.lock = threading.Lock()
         self.capture = Capture(path=write or replay or f"live:{iface}",
-                               engine=_engine.Engine(table_bytes()), stats={}, warnings=[])
+                               engine=new_engine(), stats={}, warnings=[])
         self.error: str | None = None  # why the capture ended early, if it did
         self.started_at: float | None = None
         self.ended_at: float | None = None
