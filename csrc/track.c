@@ -203,13 +203,25 @@ static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint
 
 /* ---- RFC 9293 view: segment -> inputs for both endpoints ------------------------------ */
 
+/* The endpoint sent a bare SYN and is still waiting for the answer (SYN-SENT). */
+static inline int awaits_synack(const Side *e) {
+    return e->sent_syn && !e->sent_synack && e->st == TS_SYN_SENT;
+}
+
+/* A SYN-ACK to an endpoint waiting in SYN-SENT whose ACK is not for that endpoint's SYN:
+ * an old duplicate (RFC 9293 figure 8), answered by RST and dropped (3.10.7.3 first). */
+static inline int old_synack(const Side *to, const Segment *s) {
+    return (s->flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && awaits_synack(to) &&
+           s->ack != to->syn_end;
+}
+
 /* Infer the sender's state the first time it is seen. */
 static void infer_sender(Tracker *t, Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     int syn = s->flags & F_SYN, ack = s->flags & F_ACK;
     int64_t ts = s->ts_ns;
     uint64_t pkt = s->pkt_no;
-    int peer_syn_pending = p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT;
+    int peer_syn_pending = awaits_synack(p);
     if (syn && !ack) {
         e->st = TS_CLOSED; /* the active opener: CLOSED is left at once, not listed */
         return;
@@ -248,11 +260,10 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
     int64_t ts = s->ts_ns;
     uint64_t pkt = s->pkt_no;
     int syn = f & F_SYN, ack = f & F_ACK, fin = f & F_FIN, rst = f & F_RST;
-    /* RFC 9293 3.10.7.3 first: a SYN-ACK whose ACK is not for our SYN (an old duplicate,
-     * figure 8) is answered by RST and dropped; its sender tells us nothing sure. */
-    int old_synack = syn && ack && p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT &&
-                     s->ack != p->syn_end;
-    if (old_synack && e->st == ST_NONE) return;
+    /* An old duplicate SYN-ACK is dropped by its receiver; its sender tells us nothing
+     * sure. */
+    int dropped = old_synack(p, s);
+    if (dropped && e->st == ST_NONE) return;
 
     /* Whether this endpoint had received the peer's FIN shows in its own segments. */
     int fin_crossed = 0;
@@ -265,7 +276,7 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
     }
 
     if (e->st == ST_NONE) {
-        int simultaneous = syn && !ack && p->sent_syn && !p->sent_synack && p->st == TS_SYN_SENT;
+        int simultaneous = syn && !ack && awaits_synack(p);
         infer_sender(t, c, from, s);
         if (simultaneous) {
             /* each side sent a SYN before it saw the other's (RFC 9293 figure 7) */
@@ -292,7 +303,7 @@ receiver:
         return;
     }
     if (syn) {
-        if (old_synack) return;
+        if (dropped) return;
         rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
     }
     if (ack && !syn && (p->sent_syn || p->sent_synack) && p->st == TS_SYN_RECEIVED &&
@@ -323,9 +334,7 @@ static void note_facts(Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     uint8_t f = s->flags;
     int64_t ts = s->ts_ns;
-    if ((f & F_SYN) && (f & F_ACK) && p->sent_syn && !p->sent_synack &&
-        p->st == TS_SYN_SENT && s->ack != p->syn_end)
-        return; /* an old duplicate SYN-ACK (figure 8): not this handshake's */
+    if (old_synack(p, s)) return; /* not this handshake's (figure 8) */
     if (f & F_SYN) {
         if (!(e->sent_syn || e->sent_synack)) {
             e->isn = s->seq;
@@ -454,7 +463,7 @@ static void self_segment(Tracker *t, Conn *c, const Segment *s) {
 static int crossing_syn(const Conn *c, int from, const Segment *s) {
     const Side *o = &c->s[c->orig];
     return (s->flags & (F_SYN | F_ACK | F_RST)) == F_SYN && from != c->orig &&
-           c->s[from].pkts == 0 && o->sent_syn && !o->sent_synack && o->st == TS_SYN_SENT;
+           c->s[from].pkts == 0 && awaits_synack(o);
 }
 
 /* ---- per packet ------------------------------------------------------------------------ */
