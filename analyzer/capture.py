@@ -132,13 +132,18 @@ class Capture:
         with open(path, "w", encoding="utf-8") as out:
             write_zeek([self], out)
 
+    def reread(self, record: int) -> Capture:
+        """The same file read again with the same options, keeping packet rows of
+        connection ``record`` (or of every one with -2)."""
+        options = {k: v for k, v in self.options.items() if k != "record"}
+        return read(self.path, record=record, **options)
+
     def _all_packet_columns(self) -> dict[str, Any]:
         from .columns import row_columns
 
         if self.options.get("record") == -2:
             return row_columns(self.engine)
-        options = {k: v for k, v in self.options.items() if k != "record"}
-        return row_columns(read(self.path, record=-2, **options).engine)
+        return row_columns(self.reread(-2).engine)
 
     def _cached(self, name: str, build: Callable[[Capture], Any]) -> Any:
         # Keyed on what the engine has seen, so a live capture that fills gets new frames;

@@ -43,7 +43,6 @@ class Connection:
     def packets(self) -> pd.DataFrame:
         """This connection's rows of ``capture.packets`` (the same columns). Reads the
         file again for this one connection unless every packet is already recorded."""
-        from .capture import read
         from .columns import row_columns
         from .frames import packets_frame
 
@@ -54,8 +53,7 @@ class Connection:
         cached = any(key[0] == "packets" for key in cap.__dict__.get("_frames", {}))
         if recorded != -2 and not cached and os.path.isfile(cap.path):
             # One connection's rows: cheaper than the whole capture's packet table.
-            options = {k: v for k, v in cap.options.items() if k != "record"}
-            one = read(cap.path, record=self.id, **options)
+            one = cap.reread(self.id)
             return packets_frame(one, columns=row_columns(one.engine, self.id))
         frame = cap.packets
         return frame[frame["conn_id"] == self.id].reset_index(drop=True)

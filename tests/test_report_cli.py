@@ -95,3 +95,17 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
         return int((np.abs(pixels * 255 - np.array(rgb)).max(axis=2) < 12).sum())
     assert near((0x2C, 0xA0, 0x2C)) > 500  # four_way bars in the overview
     assert near((0x1F, 0x5F, 0xBF)) > 200  # client arrows / data bars
+
+
+def test_report_on_a_port_filtered_capture(tmp_path: Path) -> None:
+    """A Capture read with --port is read again with the same filter for its rows."""
+    import analyzer
+    from analyzer.report import write_html_report
+
+    cap = analyzer.read(str(ROOT / "captures" / "echo-lo.pcap"), port=9503)
+    out = tmp_path / "r.html"
+    write_html_report(cap, str(out))
+    text = out.read_text()
+    assert len(cap) == 6
+    assert len(re.findall(r"<section class='conn' id='conn-0-\d+'>", text)) == 6
+    assert ":9502" not in text and text.count(":9503") >= 6

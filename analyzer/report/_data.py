@@ -62,10 +62,7 @@ def packets_of(capture: Capture, conn_id: int) -> Packets:
     columns = row_columns(capture.engine, conn_id)
     if len(columns["pkt_no"]):
         return _to_packets(columns)
-    from ..capture import read
-
-    options = {k: v for k, v in getattr(capture, "options", {}).items() if k != "record"}
-    again = read(capture.path, record=conn_id, **options)
+    again = capture.reread(conn_id)
     mine, theirs = capture.raw(conn_id), (again.raw(conn_id) if conn_id < len(again) else None)
     if theirs is None or (mine.first_packet, mine.last_packet, mine.client_port) != (
             theirs.first_packet, theirs.last_packet, theirs.client_port):

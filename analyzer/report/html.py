@@ -79,9 +79,7 @@ def _capture_section(cap: Capture, n: int, limit: int | None) -> list[str]:
 
     rows = all_packets_by_conn(cap)
     if not rows and len(cap):
-        from ..capture import read
-
-        again = read(cap.path, record=-2)
+        again = cap.reread(-2)
         if not _same(cap, again):
             raise UsageError(f"{cap.path}: no packet rows recorded; read it with record=-2 "
                              "(the same options) to report on it")
@@ -117,7 +115,7 @@ def _capture_section(cap: Capture, n: int, limit: int | None) -> list[str]:
 
 
 def _same(cap: Capture, again: Capture) -> bool:
-    """Reading the file again gave the same connections (no port filter was used)."""
+    """Reading the file again gave the same connections (the file did not change)."""
     return len(cap) == len(again) and all(
         cap.raw(i)[:8] == again.raw(i)[:8] for i in range(len(cap)))
 
