@@ -25,7 +25,6 @@ ENDPOINTS: Final = ("client", "server")
 DIRECTIONS: Final = ("client->server", "server->client")
 HOW: Final = ("normal", "inferred", "unexpected")  # Engine.transitions' "how" codes 0, 1, 2
 #: Columns 12 and 13 of a packet row when the anomaly detector is built in.
-EXTRA_PACKET_COLUMNS: Final = ("anomalies", "dup_ack")
 FLAG_BITS: Final = (("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08), ("ack", 0x10),
                     ("urg", 0x20), ("ece", 0x40), ("cwr", 0x80))
 _FLAG_LETTERS: Final = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."),
@@ -202,8 +201,7 @@ def _flags_text_table() -> Any:
     return np.array([flags_text(f) for f in range(256)], dtype=object)
 
 
-def packets_frame(capture: Capture, rows: list[tuple[Any, ...]] | None = None,
-                  columns: dict[str, Any] | None = None) -> pd.DataFrame:
+def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per TCP packet (the engine's packet rows): ``packet, time, conn_id,
     from_client, direction, flags, flags_text``, one boolean per flag (``flag_syn``,
     ``flag_ack`` ...), absolute
@@ -214,22 +212,14 @@ def packets_frame(capture: Capture, rows: list[tuple[Any, ...]] | None = None,
     then ``anomalies`` (bitmask), ``dup_ack`` and one boolean ``anomaly_<name>`` per
     :class:`analyzer.anomalies.Anomaly` flag.
 
-    Built from ``columns`` (analyzer.columns.row_columns, numpy all the way), or from
-    ``rows`` (Engine.rows tuples); with neither, from the capture's recorded rows."""
+    Built from ``columns`` (analyzer.columns.row_columns, numpy all the way; by default
+    the capture's recorded rows)."""
     import numpy as np
     import pandas as pd
 
-    from .columns import ROW_DTYPES, row_columns
+    from .columns import row_columns
 
-    if columns is None:
-        if rows is None:
-            columns = row_columns(capture.engine)
-        else:
-            names = list(ROW_DTYPES)[:len(rows[0])] if rows else list(ROW_DTYPES)
-            columns = {name: np.asarray([r[k] for r in rows] if rows else [],
-                                        dtype=ROW_DTYPES[name])
-                       for k, name in enumerate(names)}
-    c = columns
+    c = row_columns(capture.engine) if columns is None else columns
     conn_arr = c["conn"].astype("int64")
     client = c["from_client"].astype(bool)
     flag_arr = c["flags"].astype("uint8")
@@ -261,8 +251,7 @@ def packets_frame(capture: Capture, rows: list[tuple[Any, ...]] | None = None,
         frame[f"{who}_state"] = pd.Categorical.from_codes(
             c[f"{who}_state"].astype("int64"), categories=list(STATE_NAMES))
     frame["unexpected"] = c["unexpected"].astype(bool)
-    if "anomalies" in c:
-        _add_anomaly_columns(frame, [c["anomalies"], c["dup_ack_num"]])
+    _add_anomaly_columns(frame, c["anomalies"], c["dup_ack_num"])
     return frame
 
 
@@ -290,19 +279,12 @@ def _bases(capture: Capture, conn: Any, client: Any, seq: Any) -> tuple[Any, Any
     return flat[key], flat[row * 2 + (1 - side)]
 
 
-def _add_anomaly_columns(frame: pd.DataFrame, extra: list[Any]) -> None:
+def _add_anomaly_columns(frame: pd.DataFrame, anomalies: Any, dup_ack: Any) -> None:
     """``anomalies`` (bitmask), ``dup_ack`` and one boolean column per anomaly flag
     (``anomaly_retransmission`` ...), named after :class:`analyzer.anomalies.Anomaly`."""
-    import numpy as np
+    from .anomalies import Anomaly
 
-    for name, values in zip(EXTRA_PACKET_COLUMNS, extra, strict=False):
-        frame[name] = np.asarray(values, dtype="int64")
-    if "anomalies" not in frame:
-        return
-    try:
-        from .anomalies import Anomaly
-    except ImportError:  # an engine with the columns but without the names: bitmask only
-        return
-    mask = frame["anomalies"].to_numpy()
+    frame["anomalies"] = anomalies.astype("int64")
+    frame["dup_ack"] = dup_ack.astype("int64")
     for flag in Anomaly:
-        frame[f"anomaly_{str(flag.name).lower()}"] = (mask & int(flag)) != 0
+        frame[f"anomaly_{str(flag.name).lower()}"] = (anomalies & int(flag)) != 0
