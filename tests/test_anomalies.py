@@ -24,15 +24,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from segments import ACK, FA, PA, SA, SYN, Wire
+from waiting import capture_has_ended, wait_until
 
 import analyzer
 from analyzer.anomalies import NAMES, TSHARK_FIELDS, Anomaly, tags
-from segments import ACK, FA, PA, SA, SYN, Wire
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "zeek" / "traces"
@@ -280,7 +280,8 @@ def lossy_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         for _ in range(2):
             subprocess.run(["ip", "netns", "exec", cli, sys.executable, "-c", BULK, "client",
                             SERVER, "1500000"], check=True, timeout=60)
-        time.sleep(0.3)
+        # both transfers' last packets are in the file (an event, not a fixed wait)
+        wait_until(capture_has_ended(pcap, connections=2), "both transfers' last packets")
         yield pcap
     finally:
         for proc in reversed(procs):

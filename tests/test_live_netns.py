@@ -11,11 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import capture_has_ended, wait_until
 
 import analyzer
 
@@ -77,7 +77,8 @@ def live_capture(namespaces: tuple[str, str], tmp_path_factory: pytest.TempPathF
                                   SERVER_ADDR, str(port), scenario],
                                  check=True, capture_output=True, text=True, timeout=20)
             ports[scenario] = int(out.stdout.split()[0])
-        time.sleep(0.3)
+        # tcpdump has written each session's last packet (not a fixed wait)
+        wait_until(capture_has_ended(pcap, ports.values()), "every session's last packet")
     finally:
         server.kill()
         dump.send_signal(signal.SIGINT)

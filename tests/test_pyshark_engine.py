@@ -19,13 +19,13 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pcapgen
 import pytest
+from waiting import capture_has_ended, wait_until
 
 import analyzer
 from analyzer.errors import UsageError
@@ -211,7 +211,12 @@ def vxlan_captures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
                 subprocess.run(["ip", "netns", "exec", names[0], sys.executable, PEER,
                                 "client", VX_OVER[1], str(VX_PORT), scenario],
                                check=True, capture_output=True, timeout=20)
-            time.sleep(0.3)
+            # Every session ended in the overlay capture, and the underlay holds as many
+            # datagrams as the overlay has segments (events, not a fixed wait).
+            wait_until(capture_has_ended(inner, connections=3), "the sessions' last packets")
+            segments = analyzer.read(str(inner)).stats["tcp"]
+            wait_until(lambda: analyzer.read(str(outer)).stats["frames"] >= segments,
+                       "the underlay's copy of every segment")
         finally:
             server.kill()
             server.wait()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import Lines, capture_has_ended, closed_events, wait_until
 
 import analyzer
 
@@ -88,10 +89,17 @@ def server(ns: str) -> Iterator[None]:
     proc.wait()
 
 
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[int, str, str]:
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT, lines: Lines | None = None
+         ) -> tuple[int, str, str]:
+    """Signal the sniffer, wait for it; its stdout comes from ``lines`` when a Lines
+    reader already consumes it."""
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
-    return proc.returncode, out, err
+    if lines is None:
+        out, err = proc.communicate(timeout=30)
+        return proc.returncode, out, err
+    proc.wait(timeout=30)
+    assert proc.stderr is not None
+    return proc.returncode, "\n".join(lines.close()), proc.stderr.read()
 
 
 def jsonable(records: Any) -> Any:
@@ -114,9 +122,14 @@ def sniffed(ns: str, server: None, tmp_path_factory: pytest.TempPathFactory
                             stderr=subprocess.PIPE, text=True)
     assert dump.stderr is not None and "listening on" in dump.stderr.readline()
     sniff = start_sniff(ns, "-i", "lo", "-f", FILTER, "-w", str(out), "--format", "jsonl")
+    assert sniff.stdout is not None
+    lines = Lines(sniff.stdout)
     ports = run_clients(ns, SCENARIOS)
-    time.sleep(0.5)
-    status, stdout, stderr = stop(sniff)
+    # Stop once every session's last packet is in: the sniffer's closed events, and the
+    # reference file holding every connection to its end.
+    lines.wait_for(closed_events(ports.values()), "a closed event for every scenario")
+    status, stdout, stderr = stop(sniff, lines=lines)
+    wait_until(capture_has_ended(ref, ports.values()), "the reference capture's last packets")
     stop(dump)  # type: ignore[arg-type]
     events = [json.loads(line) for line in stdout.splitlines()]
     return events, out, ref, ports, stderr, status
@@ -185,11 +198,15 @@ def test_signal_mid_capture_leaves_every_packet_in_a_valid_pcap(
     out = tmp_path / "cut.pcap"
     sniff = start_sniff(ns, "-i", "lo", "--port", str(PORT), "-w", str(out), "--engine",
                         engine, "--format", "jsonl")
+    assert sniff.stdout is not None
+    lines = Lines(sniff.stdout)
     clients = [subprocess.Popen(in_ns(ns, sys.executable, PEER, "client", ADDR, str(PORT),
                                       "normal"), stdout=subprocess.DEVNULL)
                for _ in range(6)]
-    time.sleep(0.3)  # stop while the clients are mid-session
-    status, _, stderr = stop(sniff, sig)
+    # Stop while the clients are mid-session, once the sniffer has seen a packet (its
+    # first state event), however long the loaded machine takes to get there.
+    lines.wait_for(bool, "the sniffer's first event")
+    status, _, stderr = stop(sniff, sig, lines)
     for client in clients:
         client.wait(timeout=20)
     assert status == 0 and "Traceback" not in stderr
@@ -226,9 +243,13 @@ def test_other_engines_track_the_same_connections(ns: str, server: None, tmp_pat
     out = tmp_path / f"{engine}.pcap"
     sniff = start_sniff(ns, "-i", "lo", "-f", FILTER, "-w", str(out), "--engine", engine,
                         "--format", "jsonl")
+    assert sniff.stdout is not None
+    lines = Lines(sniff.stdout)
     ports = run_clients(ns, [("normal", PORT), ("rst", PORT), ("refused", PORT + 1)])
-    time.sleep(0.5)
-    status, stdout, stderr = stop(sniff)
+    if engine == "pyshark":  # pyshark hands over a packet only once the next one arrives
+        run_clients(ns, [("refused", PORT + 1)])
+    lines.wait_for(closed_events(ports.values()), "a closed event for every scenario")
+    status, stdout, stderr = stop(sniff, lines=lines)
     assert status == 0, stderr
     final = [json.loads(line)["record"] for line in stdout.splitlines()
              if '"event": "final"' in line]
@@ -251,10 +272,14 @@ s.start()
 assert s.running
 subprocess.run([sys.executable, {PEER!r}, "client", "{ADDR}", "{PORT}", "normal"], check=True,
                capture_output=True)
-time.sleep(0.5)
+early = []
+end = time.monotonic() + 60
+while "closed" not in [e["event"] for e in early]:  # the event this waits for, not a time
+    assert time.monotonic() < end, early
+    s.wait(0.05)
+    early += s.events()
 with s.lock:
     during = len(s.capture)
-early = s.events()
 s.stop()
 assert s.wait(30) and not s.running
 print(json.dumps({{"during": during, "early": [e["event"] for e in early],
@@ -296,8 +321,7 @@ def test_interface_going_down_stops_cleanly_and_keeps_the_file(ns: str, tmp_path
     subprocess.run(["ip", "-n", ns, "link", "set", f"{tag}a", "up"], check=True)
     subprocess.run(["ip", "-n", ns, "link", "set", f"{tag}b", "up"], check=True)
     out = tmp_path / "down.pcap"
-    sniff = start_sniff(ns, "-i", f"{tag}a", "-w", str(out))
-    time.sleep(0.3)
+    sniff = start_sniff(ns, "-i", f"{tag}a", "-w", str(out))  # returns once it captures
     subprocess.run(["ip", "-n", ns, "link", "del", f"{tag}a"], check=True)
     _, err = sniff.communicate(timeout=30)
     assert sniff.returncode == 1, err
