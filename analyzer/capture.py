@@ -176,7 +176,8 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
 
     ``port`` keeps only segments to or from that TCP port. ``verify_checksums`` drops
     segments with a bad TCP checksum from the state machines, as Zeek does without -C.
-    ``zeek_timers`` also splits connections where Zeek's timers would have removed them.
+    ``zeek_timers`` splits connections where Zeek would (its timers, a repeated SYN after
+    a close); by default only a SYN with a new ISN starts a new connection on a 4-tuple.
     ``record`` keeps per-packet rows for one connection id (or every one with -2).
     A corrupt record stops the reading: the Capture keeps everything before it and says
     where it stopped in ``error``. A file cut short only adds a warning.

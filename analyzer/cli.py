@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--verify-checksums", action="store_true",
                     help="ignore segments with a bad TCP checksum, as Zeek does without -C")
     rd.add_argument("--zeek-timers", action="store_true",
-                    help="also split connections where Zeek's timers would (5 s attempt, "
-                         "close and reset delays)")
+                    help="split connections where Zeek would (its timers: 5 s attempt, "
+                         "close and reset delays, 5 min idle; a repeated SYN after a close)")
     rd.add_argument("--zeek-likely-server-ports", type=_ports, metavar="PORTS",
                     help="Zeek's likely_server_ports (comma-separated, may be empty): decide "
                          "who is the server of a connection whose SYN was not seen exactly "

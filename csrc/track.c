@@ -466,6 +466,34 @@ static int crossing_syn(const Conn *c, int from, const Segment *s) {
            c->s[from].pkts == 0 && awaits_synack(o);
 }
 
+/* A SYN (or SYN-ACK) repeating the ISN this side already used here: a retransmission of
+ * the same attempt (RFC 9293 3.8.1), even after a RST refused it (Windows retries a
+ * refused SYN twice, 0.5 s apart) or after a FIN (an nmap probe sent twice). A new
+ * incarnation of the 4-tuple picks a new ISN (3.4.1). */
+static int same_attempt(const Conn *c, int from, const Segment *s) {
+    const Side *e = &c->s[from];
+    if (!(s->flags & F_SYN)) return 0;
+    int sent = (s->flags & F_ACK) ? e->sent_synack : e->sent_syn;
+    return sent && s->seq == e->isn;
+}
+
+/* THE rule for splitting a 4-tuple into connections: does segment `s` end connection `c`
+ * and start a new one? Anything that decides when a connection is over (the streaming
+ * writer's expiry included) must agree with it.
+ *  - By default, as TCP: a SYN with a new ISN after the connection closed, was reset or
+ *    left its handshake (Zeek's IsReuse, which tshark shares: a SYN with another ISN),
+ *    but never a SYN repeating this connection's ISN, never crossing SYNs (a
+ *    simultaneous open), and never silence: TCP has no idle timeout (RFC 9293 3.8.4
+ *    keep-alives may be hours apart).
+ *  - Under zeek_timers, Zeek's answer: IsReuse as Zeek has it (a repeated ISN after a
+ *    close is reuse too) and Zeek's timers (attempt, close, reset, inactivity). */
+int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s) {
+    if (t->zeek_timers)
+        return zeek_expired(t, c, s->ts_ns) ||
+               (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
+    return zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s);
+}
+
 /* ---- per packet ------------------------------------------------------------------------ */
 
 void tracker_segment(Tracker *t, const Segment *s) {
@@ -484,8 +512,7 @@ void tracker_segment(Tracker *t, const Segment *s) {
     Conn *c = *slot ? &t->conns[*slot - 1] : NULL;
     int carry = 0;
     AnomCarry kept; /* Wireshark's analysis goes on across Zeek's splits (anomaly.c) */
-    if (c && (zeek_expired(t, c, s->ts_ns) ||
-              (zeek_is_reuse(c, s) && !crossing_syn(c, from, s)))) {
+    if (c && conn_split_here(t, c, from, s)) {
         anomaly_save(&kept, c);
         carry = 1;
         conn_finish(t, c);

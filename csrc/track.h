@@ -24,7 +24,7 @@ typedef struct {
     int64_t record_conn;      /* -1: no rows, -2: every TCP packet, else one conn id */
     uint8_t fsm[N_TCP_STATES * N_INPUTS];
     int verify_checksums;
-    int zeek_timers;          /* split connections on Zeek's timers too */
+    int zeek_timers;          /* split connections where Zeek would: its timers, IsReuse */
     uint8_t *likely_ports;    /* Zeek's likely_server_ports as a bitmap, or NULL for ours */
     int32_t port_filter;      /* -1: all ports */
     int64_t attempt_ns, close_ns, reset_ns, partial_close_ns, inactivity_ns;
@@ -42,4 +42,6 @@ void tracker_segment(Tracker *t, const Segment *seg);
 void tracker_finish(Tracker *t);
 void conn_finish(Tracker *t, Conn *c);
 void conn_classify(Conn *c);
+/* Does segment s start a new connection on c's 4-tuple (the one split rule)? */
+int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s);
 #endif

@@ -101,6 +101,11 @@ static void update_history(Conn *c, int side, const Segment *s, uint64_t rel_seq
     } else {
         if (s->payload_len) check_history(c, side, HIST_DATA, 'D');
         else if (s->flags & F_ACK) check_history(c, side, HIST_ACK, 'A');
+        /* Deliberate difference: Zeek writes no letter for a segment without SYN, FIN,
+         * RST, ACK or data (nmap's null probe), so such a connection had an empty
+         * history. Every segment but the first SYN carries ACK (RFC 9293 3.10.7.4), so
+         * it is an inconsistent packet: Zeek's 'I', once. */
+        else check_history(c, side, HIST_FIN_RST, 'I');
     }
 }
 
@@ -550,9 +555,8 @@ int zeek_is_reuse(const Conn *c, const Segment *s) {
 
 /* Would Zeek have removed the connection before a packet at `ts`? Its timers fire before
  * the packet that reaches them (AttemptTimer, ExpireTimer, ConnDeleteTimer and the
- * session inactivity timer). Without zeek timers only long inactivity ends one. */
+ * session inactivity timer). Only under zeek_timers (conn_split_here). */
 int zeek_expired(const Tracker *t, Conn *c, int64_t ts) {
-    if (!t->zeek_timers) return ts - c->last_ts > t->inactivity_ns;
     const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
     int64_t inactivity = c->z_inactivity_long ? t->inactivity_ns : 60 * NS;
     for (;;) {

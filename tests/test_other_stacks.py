@@ -1,0 +1,182 @@
+"""Right on other stacks (issue 10): what Windows, macOS, middleboxes and scanners do that a
+Linux-to-Linux capture never shows, each shown twice:
+
+* on the real capture from another stack where it was found (``../shared/corpus/examples``,
+  skipped when absent), checked against what tshark makes of it;
+* on a purpose-made case where a real Linux stack does the same (``stack_cases.py``, run in
+  a private network namespace: needs root and ``unshare``), or, where Linux never sends
+  that packet, with that one packet hand-made and every answer from Linux.
+
+Where Zeek and tshark disagree (Zeek splits a 4-tuple on its timers and on a repeated
+SYN after a close), the default follows TCP (RFC 9293) and tshark; ``zeek_timers=True``
+keeps Zeek's answer, and the tests below check both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import analyzer
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parents[1] / "shared" / "corpus" / "examples"
+CASES = HERE / "stack_cases.py"
+
+Record = dict[str, Any]
+LinuxCase = Callable[[str], tuple[Path, dict[str, int]]]
+
+
+
+def example(name: str) -> Path:
+    path = EXAMPLES / name
+    if not path.exists():
+        pytest.skip(f"../shared/corpus/examples/{name} is not here")
+    return path
+
+
+def read(path: Path, **options: Any) -> list[Record]:
+    cap = analyzer.read(str(path), **options)
+    assert cap.error is None and not cap.warnings
+    return list(cap.records())
+
+
+def port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def by_client_port(recs: list[Record], port: int) -> list[Record]:
+    return [r for r in recs if port_of(r["client"]) == port]
+
+
+def states(rec: Record, who: str) -> list[str]:
+    return [s for _, s in rec["states"][who]]
+
+
+def tshark_streams(path: Path, port: int) -> int:
+    """How many TCP conversations tshark makes of the packets with this port."""
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", f"tcp.port == {port}",
+                          "-T", "fields", "-e", "tcp.stream"],
+                         capture_output=True, text=True, check=True).stdout
+    return len(set(out.split()))
+
+
+needs_tshark = pytest.mark.skipif(not shutil.which("tshark"), reason="needs tshark")
+
+
+@pytest.fixture(scope="module")
+def linux(tmp_path_factory: pytest.TempPathFactory) -> LinuxCase:
+    """Run one case of stack_cases.py in a new network namespace (once per module)."""
+    done: dict[str, tuple[Path, dict[str, int]]] = {}
+
+    def run(case: str) -> tuple[Path, dict[str, int]]:
+        if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+            pytest.skip("needs root, unshare and iproute2 for a network namespace")
+        if case not in done:
+            out = tmp_path_factory.mktemp(case) / f"{case}.pcap"
+            proc = subprocess.run(["unshare", "-n", sys.executable, str(CASES), case, str(out)],
+                                  check=False, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            done[case] = out, json.loads(proc.stdout.splitlines()[-1])
+        return done[case]
+    return run
+
+
+# ---- 1. a SYN with the same ISN after a refusal is the same attempt -------------------------
+
+
+def test_windows_refused_syn_retries_are_one_attempt() -> None:
+    """Windows answers a refusal by sending the identical SYN 0.5 s later, twice."""
+    path = example("cs__nowebaccess2.pcapng")
+    [rec] = read(path)
+    assert rec["close"]["kind"] == "refused" and rec["conn_state"] == "REJ"
+    assert rec["handshake"]["syn_retransmits"] == 2
+    assert rec["packets"] == {"client": 3, "server": 3} and rec["history"] == "Sr"
+    assert states(rec, "client") == ["SYN_SENT", "CLOSED"] * 3
+    # Zeek's answer (IsReuse: any SYN after a reset is a new connection) behind the flag
+    zeek = read(path, zeek_timers=True)
+    assert [r["handshake"]["syn_retransmits"] for r in zeek] == [0, 0, 0]
+
+
+@needs_tshark
+def test_windows_refused_syn_retries_agree_with_tshark() -> None:
+    path = example("cs__nowebaccess2.pcapng")
+    assert len(read(path)) == tshark_streams(path, 1074) == 1
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("zeek_timers", [False, True])
+def test_refused_syn_repeated_to_linux(linux: LinuxCase, zeek_timers: bool) -> None:
+    """The same SYN three times (hand-made: Linux never retries a refused SYN) to a closed
+    Linux port: three RSTs from Linux, one refused attempt."""
+    path, facts = linux("refused_retry")
+    recs = by_client_port(read(path, zeek_timers=zeek_timers), facts["client_port"])
+    if zeek_timers:
+        assert len(recs) == 3
+        return
+    [rec] = recs
+    assert rec["close"]["kind"] == "refused" and rec["close"]["reset_by"] == "server"
+    assert rec["handshake"]["syn_retransmits"] == 2 and rec["packets"]["server"] == 3
+
+
+# ---- 3. no idle split: TCP has no idle timeout -----------------------------------------------
+
+
+def test_keep_alives_hours_apart_stay_one_connection() -> None:
+    """nd__avast.pcap, client port 64903: keep-alives every 357 s."""
+    path = example("nd__avast.pcap")
+    [rec] = by_client_port(read(path), 64903)
+    assert rec["packets"] == {"client": 8, "server": 7}
+    assert rec["anomalies"].get("keep_alive") == 3
+    assert rec["anomalies"].get("keep_alive_ack") == 3
+    assert rec["handshake"]["complete"] and rec["close"]["kind"] == "open"
+    # Zeek's tcp_inactivity_timeout (5 min) splits it at each of its four gaps (357, 357,
+    # 357 and 315 s), behind the flag
+    assert len(by_client_port(read(path, zeek_timers=True), 64903)) == 5
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("zeek_timers", [False, True])
+def test_linux_keep_alives_and_a_late_rst(linux: LinuxCase, zeek_timers: bool) -> None:
+    """Linux keep-alives from both ends around a half-close, then an abort, the gaps
+    stretched beyond five minutes: one connection; the RST long after the FIN is its end."""
+    path, facts = linux("keepalive")
+    recs = by_client_port(read(path, zeek_timers=zeek_timers), facts["client_port"])
+    if zeek_timers:
+        assert len(recs) > 1
+        return
+    [rec] = recs
+    assert rec["anomalies"].get("keep_alive") == 3 and rec["anomalies"].get("keep_alive_ack") == 3
+    assert rec["close"]["kind"] == "reset" and rec["close"]["reset_by"] == "server"
+    assert states(rec, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+                                     "CLOSED"]
+    assert states(rec, "server")[-2:] == ["CLOSE_WAIT", "CLOSED"]
+    assert rec["duration"] > 3 * 300
+
+
+# ---- 8. scanner probes ---------------------------------------------------------------------
+
+
+@pytest.mark.root
+def test_nmap_probes_repeated_with_the_same_isn(linux: LinuxCase) -> None:
+    """nmap's SYN+FIN+PSH+URG probe sent twice with one ISN (hand-made; the answers are
+    Linux's): one connection per port; a probe with no flags still leaves a history."""
+    path, facts = linux("nmap_probes")
+    recs = read(path)
+    [open_port] = by_client_port(recs, facts["open"])
+    assert open_port["handshake"]["syn_retransmits"] == 1 and open_port["history"] == "Q"
+    assert open_port["close"]["kind"] == "unanswered"  # Linux drops SYN+FIN in LISTEN
+    [closed_port] = by_client_port(recs, facts["closed"])
+    assert closed_port["packets"] == {"client": 2, "server": 2}
+    assert closed_port["close"]["kind"] == "refused"
+    [null] = by_client_port(recs, facts["null"])
+    assert null["history"] == "I" and null["packets"]["client"] == 2
+    assert all(r["history"] for r in recs)
