@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 EXIT_BAD_INPUT = 2
 
@@ -23,33 +23,44 @@ EXTRA_COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535")
-    return value
+class Example(TypedDict):
+    epilog: str
+    formatter_class: type[argparse.HelpFormatter]
 
 
-def _ports(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(_port(p) for p in text.replace(" ", "").split(",") if p)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ports"
-                                         ) from None
+def example(*lines: str) -> Example:
+    """Parser keywords for a subcommand's help: its examples as an epilog, shown as
+    written (argparse would rewrap them)."""
+    text = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
+        f"  {line}" for line in lines)
+    return Example(epilog=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+FILE_HELP = ("a pcap or pcapng capture (tcpdump -w, Wireshark, dumpcap), optionally "
+             "gzip-compressed")
+CONN_ID_HELP = "the connection's id: the first column of 'handshake read FILE' (0, 1, ...)"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .argtypes import integer, port, ports
+
     parser = argparse.ArgumentParser(
         prog="handshake",
         description="Rebuild every TCP connection in a capture: handshake, close, and both "
-                    "endpoints' RFC 9293 states.")
+                    "endpoints' RFC 9293 states.",
+        epilog="'handshake COMMAND --help' lists a command's options, with an example.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rd = sub.add_parser("read", help="list every TCP connection in capture files",
                         description="List every TCP connection in pcap/pcapng files "
-                                    "(optionally .gz).")
-    rd.add_argument("files", nargs="+", metavar="FILE")
-    rd.add_argument("--port", type=_port, help="only segments to or from this TCP port")
+                                    "(optionally .gz).",
+                        **example("handshake read captures/echo-lo.pcap --port 9502 "
+                                  "--format jsonl"))
+    rd.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP + "; several are "
+                    "read one after the other")
+    rd.add_argument("--port", type=port, help="only segments to or from this TCP port")
     rd.add_argument("--format", default="table",
                     choices=("table", "jsonl", "json", "csv", "zeek"),
                     help="output format (default: table)")
@@ -59,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--zeek-timers", action="store_true",
                     help="split connections where Zeek would (its timers: 5 s attempt, "
                          "close and reset delays, 5 min idle; a repeated SYN after a close)")
-    rd.add_argument("--zeek-likely-server-ports", type=_ports, metavar="PORTS",
+    rd.add_argument("--zeek-likely-server-ports", type=ports, metavar="PORTS",
                     help="Zeek's likely_server_ports (comma-separated, may be empty): decide "
                          "who is the server of a connection whose SYN was not seen exactly "
                          "as that Zeek would (default: a SYN-ACK sender is the server)")
@@ -69,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="one connection packet by packet with both states",
                         description="Show one connection packet by packet, like tcpdump, "
-                                    "with both endpoints' state after each packet.")
-    sh.add_argument("file", metavar="FILE")
-    sh.add_argument("conn_id", type=int, metavar="CONN_ID")
-    sh.add_argument("--port", type=_port, help="the same filter as given to read")
+                                    "with both endpoints' state after each packet.",
+                        **example("handshake show captures/echo-lo.pcap 0"))
+    sh.add_argument("file", metavar="FILE", help=FILE_HELP)
+    sh.add_argument("conn_id", type=integer, metavar="CONN_ID", help=CONN_ID_HELP)
+    sh.add_argument("--port", type=port, help="the same filter as given to read")
     sh.add_argument("--verify-checksums", action="store_true")
     parser.set_defaults(handlers=_extra_commands(sub))
     return parser
@@ -104,32 +116,43 @@ def _open_out(path: str | None) -> TextIO:
 
 def cmd_read(args: argparse.Namespace) -> int:
     from .capture import Capture, TerminalProgress, read
+    from .errors import CaptureError
     from .formats import write
     from .source import is_tty
 
-    captures: list[Capture] = []
-    status = 0
+    # In file order: a Capture, or the error that kept a file from being read at all (a
+    # missing file): the other files are still reported, as after a corrupt one.
+    results: list[Capture | CaptureError] = []
     for path in args.files:
         bar = TerminalProgress(path) if is_tty(sys.stderr) else None
         try:
-            cap = read(path, port=args.port, verify_checksums=args.verify_checksums,
-                       zeek_timers=args.zeek_timers, progress=bar, engine=args.engine,
-                       likely_server_ports=args.zeek_likely_server_ports)
+            results.append(read(path, port=args.port, verify_checksums=args.verify_checksums,
+                                zeek_timers=args.zeek_timers, progress=bar,
+                                engine=args.engine,
+                                likely_server_ports=args.zeek_likely_server_ports))
+        except CaptureError as exc:
+            results.append(exc)
         finally:
             if bar:
                 bar.close()
-        captures.append(cap)
-    out = _open_out(args.output)
-    try:
-        write(captures, args.format, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    for cap in captures:
-        for warning in cap.warnings:
+    captures = [r for r in results if isinstance(r, Capture)]
+    if captures:
+        out = _open_out(args.output)
+        try:
+            write(captures, args.format, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    status = 0
+    for result in results:
+        if isinstance(result, CaptureError):
+            print(f"handshake: error: {result}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        for warning in result.warnings:
             print(f"handshake: warning: {warning}", file=sys.stderr)
-        if cap.error:
-            print(f"handshake: error: {cap.error}", file=sys.stderr)
+        if result.error:
+            print(f"handshake: error: {result.error}", file=sys.stderr)
             status = EXIT_BAD_INPUT
     return status
 

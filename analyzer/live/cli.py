@@ -20,45 +20,28 @@ EXIT_CAPTURE_ENDED = 1  # the interface went down (or the stream broke): file ke
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive duration")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is not in 0..65535")
-    return value
-
-
 ENGINES = ("default", "tcpdump", "dumpcap", "scapy", "pyshark")
 
 
 def register(sub: Any) -> dict[str, Handler]:
+    from ..argtypes import count, non_negative_seconds, port, seconds
+    from ..cli import example
+
     sn = sub.add_parser(
         "sniff", help="capture live and watch connections change state",
         description="Capture TCP live (like tcpdump -i any tcp port N) and show every "
                     "connection's handshake, both endpoints' RFC 9293 states and its close "
-                    "as packets arrive. Ctrl-C ends it; -w keeps exactly the packets seen.")
+                    "as packets arrive. Ctrl-C ends it; -w keeps exactly the packets seen.",
+        **example("sudo handshake sniff -i lo --port 9502 -w out.pcap"))
     sn.add_argument("-i", "--interface", default="any", metavar="IFACE",
                     help="interface name or 'any' (default: any)")
     which = sn.add_mutually_exclusive_group()
-    which.add_argument("--port", type=_port, help="only TCP port N (filter 'tcp port N')")
+    which.add_argument("--port", type=port, help="only TCP port N (filter 'tcp port N')")
     which.add_argument("-f", "--filter", metavar="BPF", help="capture filter (default: tcp)")
     sn.add_argument("-w", "--write", metavar="OUT.pcap",
                     help="save exactly the packets seen, as a pcap file")
-    sn.add_argument("-c", "--count", type=_positive, help="stop after this many packets")
-    sn.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    sn.add_argument("-c", "--count", type=count, help="stop after this many packets")
+    sn.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
     sn.add_argument("--format", choices=("live", "jsonl"),
                     help="live: table and log (default on a terminal); jsonl: one event per "
                          "line (default otherwise)")
@@ -66,14 +49,16 @@ def register(sub: Any) -> dict[str, Handler]:
                     help="default: dumpcap (tcpdump when dumpcap is missing) streaming its pcap "
                          "to the engine, measured lossless at 110 k packets/s; scapy and "
                          "pyshark are slower and lose packets under load")
-    sn.add_argument("--linger", type=float, default=5.0, metavar="S",
+    sn.add_argument("--linger", type=non_negative_seconds, default=5.0, metavar="S",
                     help="seconds a closed connection stays in the table (default 5)")
 
     dm = sub.add_parser(
         "demo", help="echo server and client sessions on 127.0.0.1:9502, sniffed live",
         description="Start an echo server on 127.0.0.1:9502, play a few sessions (normal "
                     "close, server-first close, half-close, RST, refused, listen backlog "
-                    "overflow), sniff them live and save the capture.")
+                    "overflow), sniff them live and save the capture.",
+        **example("sudo handshake demo -w demo.pcap", "handshake demo --replay    "
+                  "# no capture rights needed"))
     dm.add_argument("-w", "--write", metavar="OUT.pcap",
                     help="where to save the capture (default: a new file in the temp dir)")
     dm.add_argument("--format", choices=("live", "jsonl"))

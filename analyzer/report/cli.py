@@ -13,29 +13,36 @@ FORMATS = (".png", ".svg", ".pdf")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]
              ) -> dict[str, Callable[[argparse.Namespace], int]]:
+    from ..argtypes import count, integer, non_negative
+    from ..cli import CONN_ID_HELP, FILE_HELP, example
+
     pl = sub.add_parser("plot", help="draw one connection or the capture as PNG/SVG/PDF",
                         description="Draw a time-sequence graph or ladder diagram of one "
                                     "connection, the capture overview, or the TCP state "
-                                    "diagram.")
+                                    "diagram.",
+                        **example("handshake plot captures/echo-lo.pcap --conn 0 --kind ladder "
+                                  "-o ladder.svg"))
     pl.add_argument("file", metavar="FILE", nargs="?",
-                    help="capture file (not needed for --kind fsm)")
-    pl.add_argument("--conn", type=int, metavar="ID", help="connection id (sequence, ladder)")
+                    help=FILE_HELP + " (not needed for --kind fsm)")
+    pl.add_argument("--conn", type=integer, metavar="ID",
+                    help="sequence, ladder: " + CONN_ID_HELP)
     pl.add_argument("--kind", choices=KINDS, default="sequence", help="default: sequence")
     pl.add_argument("-o", "--output", required=True, metavar="OUT",
                     help="output file: .png, .svg or .pdf")
     pl.add_argument("--absolute", action="store_true",
                     help="sequence: absolute sequence numbers instead of relative ones")
-    pl.add_argument("--max-packets", type=int, default=40, metavar="N",
+    pl.add_argument("--max-packets", type=count, default=40, metavar="N",
                     help="ladder: collapse data runs beyond N packets (default 40)")
-    pl.add_argument("--dpi", type=int, default=110, help="PNG resolution (default 110)")
+    pl.add_argument("--dpi", type=count, default=110, help="PNG resolution (default 110)")
 
     rp = sub.add_parser("report", help="self-contained HTML report of capture files",
                         description="Write one self-contained HTML file: summary, overview "
                                     "plots, connection table, and a ladder and "
-                                    "time-sequence graph per connection.")
-    rp.add_argument("files", nargs="+", metavar="FILE")
+                                    "time-sequence graph per connection.",
+                        **example("handshake report captures/echo-lo.pcap -o report.html"))
+    rp.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP)
     rp.add_argument("-o", "--output", required=True, metavar="OUT", help="the .html file")
-    rp.add_argument("--limit", type=int, metavar="N",
+    rp.add_argument("--limit", type=non_negative, metavar="N",
                     help="diagrams for the first N connections of each capture only")
     return {"plot": cmd_plot, "report": cmd_report}
 
