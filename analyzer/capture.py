@@ -38,6 +38,8 @@ class Capture:
     options: dict[str, Any] = field(default_factory=dict, repr=False)
     # The live capture filling this one (analyzer.sniff(background=True)), else None.
     live: Any = field(default=None, repr=False)
+    # A copy of a non-seekable input (a pipe, ``-``) to read again (source.Spool), else None.
+    spool: Any = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
@@ -136,7 +138,11 @@ class Capture:
         """The same file read again with the same options, keeping packet rows of
         connection ``record`` (or of every one with -2)."""
         options = {k: v for k, v in self.options.items() if k != "record"}
-        return read(self.path, record=record, **options)
+        if self.spool is None:
+            return read(self.path, record=record, **options)
+        again = read(self.spool.path, record=record, **options)
+        again.path, again.spool = self.path, self.spool
+        return again
 
     def _all_packet_columns(self) -> dict[str, Any]:
         from .columns import row_columns
@@ -205,15 +211,22 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
                          likely_server_ports=likely_server_ports)
     warnings: list[str] = []
     error: CaptureError | None = None
-    pending = b""
+    # Bytes of an incomplete record wait in `pending` for the next chunk. The framer bounds
+    # a record (libpcap's limits), so `pending` stays small and each byte is copied O(1)
+    # times: time and memory linear in the input, whatever its record lengths claim.
+    pending = bytearray()
     for chunk in source.chunks():
-        data = pending + chunk.data if pending else chunk.data
+        if pending:
+            pending += chunk.data
         try:
-            used = tracker.feed(data)
+            used = tracker.feed(pending if pending else chunk.data)
         except _engine.FormatError as exc:
             error = _format_error(path, exc)
             break
-        pending = data[used:]
+        if pending:
+            del pending[:used]
+        else:
+            pending[:] = memoryview(chunk.data)[used:]
         if progress:
             progress(chunk.position, source.size)
     else:
@@ -226,16 +239,32 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
                 break
             if used == 0:
                 break
-            pending = pending[used:]
-    if error is None and source.read_error is not None:
-        error = source.read_error
+            del pending[:used]
     stats = tracker.stats()
+    if error is None and source.read_error is not None:
+        error = CaptureError(path, f"{source.read_error} at byte {source.delivered} (after "
+                                   f"packet {stats['packets_framed']})",
+                             offset=source.delivered, packet=stats["packets_framed"])
     if error is None and (pending or source.truncated_stream):
         warnings.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
                         f"{stats['packets_framed']}")
     tracker.finish()
-    return Capture(path=path, engine=tracker, stats=tracker.stats(), warnings=warnings,
-                   error=error, options=options)
+    stats = tracker.stats()
+    warnings += time_warnings(path, stats)
+    return Capture(path=path, engine=tracker, stats=stats, warnings=warnings,
+                   error=error, options=options, spool=source.spool)
+
+
+def time_warnings(path: str, stats: dict[str, int]) -> list[str]:
+    """The warning for packet times outside the engine's range (0 .. 2^62 ns after the
+    epoch), which it clamps to the nearer end, as both engines do (engine.h, ts_clamp)."""
+    n = stats.get("ts_clamped", 0)
+    if not n:
+        return []
+    plural = "s" if n > 1 else ""
+    message = (f"{path}: {n} packet time{plural} outside 1970-01-01..2116-02-20 (first: "
+               f"packet {stats['ts_clamped_first']}), clamped to that range")
+    return [message]
 
 
 def _format_error(path: str, exc: Exception) -> CaptureError:

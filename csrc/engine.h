@@ -25,11 +25,15 @@ enum { F_FIN = 0x01, F_SYN = 0x02, F_RST = 0x04, F_PSH = 0x08, F_ACK = 0x10,
 /* "No time yet". Not 0: a capture may start at the epoch or carry no times at all. */
 #define TS_UNSET INT64_MIN
 #define NO_TRANS UINT32_MAX
-/* Packet times are clamped to +-2^62 ns (years 1824..2116), so that the difference of
- * any two fits in an int64; only corrupt timestamps reach the limits. */
-#define TS_LIMIT ((int64_t)1 << 62)
+/* Packet times lie in [TS_MIN, TS_MAX] = 0 .. 2^62 ns (1970-01-01 .. 2116-02-20). Classic
+ * pcap cannot express any other time; a corrupt pcapng if_tsoffset/if_tsresol, tshark or a
+ * caller of feed_segment can, and such a time is clamped to the nearer end (the framer
+ * counts it, analyzer warns with the first packet's number). Inside the range the
+ * difference of any two times, and a time plus any timer, fit in an int64. */
+#define TS_MIN ((int64_t)0)
+#define TS_MAX ((int64_t)1 << 62)
 static inline int64_t ts_clamp(int64_t ts) {
-    return ts > TS_LIMIT ? TS_LIMIT : ts < -TS_LIMIT ? -TS_LIMIT : ts;
+    return ts > TS_MAX ? TS_MAX : ts < TS_MIN ? TS_MIN : ts;
 }
 /* Inputs, in analyzer.fsm.Input order. */
 enum { IN_SEND_SYN, IN_SEND_SYN_ACK, IN_SEND_FIN, IN_SEND_RST, IN_RECV_SYN, IN_RECV_SYN_ACK,

@@ -7,8 +7,14 @@
 #include "framing.h"
 #include "decode.h"
 
-#define MAX_PCAP_RECORD 262144u        /* libpcap's largest snapshot length */
-#define MAX_PCAPNG_BLOCK (64u << 20)
+/* A record may not claim more bytes than libpcap's max_snaplen_for_dlt() allows for its
+ * link type (MAXIMUM_SNAPLEN, 256 KiB, for every type we decode; libpcap only allows more
+ * for D-Bus, EBHSCR and USBPcap). Whatever the file header's snaplen says: a header with
+ * snaplen 0xFFFFFFFF must not let one corrupt length hold the rest of the file. */
+#define MAX_CAPLEN 262144u
+/* libpcap's pcapng reader refuses blocks over 16 MiB (INITIAL_MAX_BLOCKSIZE) unless an
+ * interface's link type needs more; ours never do. */
+#define MAX_PCAPNG_BLOCK (16u << 20)
 
 static inline uint32_t rd32(const Framer *f, const uint8_t *p) {
     uint32_t v;
@@ -24,17 +30,38 @@ static inline uint16_t rd16(const Framer *f, const uint8_t *p) {
 void framer_init(Framer *f) { memset(f, 0, sizeof *f); }
 void framer_free(Framer *f) { free(f->ifaces); f->ifaces = NULL; }
 
+static uint32_t max_caplen(uint32_t linktype) {
+    (void)linktype; /* every supported link type has libpcap's default maximum */
+    return MAX_CAPLEN;
+}
+
 static long fail(Framer *f, const char *msg, uint64_t at) {
     snprintf(f->err, sizeof f->err, "%s at byte %llu (after packet %llu)", msg,
              (unsigned long long)at, (unsigned long long)f->packets);
     return -1;
 }
 
-/* Ticks to nanoseconds, saturating at TS_LIMIT (a corrupt time must not wrap). */
+int64_t framer_time(Framer *f, int64_t ts, uint64_t pkt_no) {
+    if (ts >= TS_MIN && ts <= TS_MAX) return ts;
+    if (!f->ts_clamped++) f->ts_clamped_first = pkt_no;
+    return ts_clamp(ts);
+}
+
+/* Ticks to nanoseconds, saturating at INT64_MAX (a corrupt time must not wrap). */
 static inline int64_t to_ns(uint64_t t, uint64_t units) {
     uint64_t sec = t / units, rem = t % units;
-    if (sec >= (uint64_t)TS_LIMIT / 1000000000ull) return TS_LIMIT;
-    return (int64_t)(sec * 1000000000ull + (rem * 1000000000ull) / units);
+    if (sec >= (uint64_t)INT64_MAX / 1000000000ull) return INT64_MAX;
+    /* rem < units <= 2^63: rem * 1e9 may not fit in 64 bits, so scale in 128 */
+    return (int64_t)(sec * 1000000000ull +
+                     (uint64_t)((unsigned __int128)rem * 1000000000ull / units));
+}
+
+/* A pcapng time: ticks plus the interface's if_tsoffset, saturating (never wrapping). */
+static inline int64_t ng_time(const Iface *i, uint64_t ticks) {
+    int64_t ns = to_ns(ticks, i->units), sum;
+    if (__builtin_add_overflow(ns, i->offset_s * 1000000000ll, &sum))
+        return i->offset_s < 0 ? INT64_MIN : INT64_MAX;
+    return sum;
 }
 
 /* ---- classic pcap ---------------------------------------------------------------- */
@@ -53,8 +80,9 @@ static long pcap_header(Framer *f, const uint8_t *b, size_t len) {
     f->snaplen = rd32(f, b + 16);
     f->linktype = rd32(f, b + 20) & 0x0FFFFFFF; /* upper bits: FCS length flags */
     if (!link_supported(f->linktype)) {
-        snprintf(f->err, sizeof f->err, "unsupported link type %u", f->linktype);
-        return -1;
+        char msg[64];
+        snprintf(msg, sizeof msg, "unsupported link type %u in the file header", f->linktype);
+        return fail(f, msg, f->offset + 20);
     }
     f->header_done = 1;
     return 24;
@@ -62,7 +90,7 @@ static long pcap_header(Framer *f, const uint8_t *b, size_t len) {
 
 static long pcap_records(Framer *f, const uint8_t *b, size_t len, frame_fn fn, void *ctx) {
     size_t pos = 0;
-    uint32_t limit = f->snaplen > MAX_PCAP_RECORD ? f->snaplen : MAX_PCAP_RECORD;
+    uint32_t limit = max_caplen(f->linktype);
     while (len - pos >= 16) {
         const uint8_t *h = b + pos;
         uint32_t sec = rd32(f, h), frac = rd32(f, h + 4);
@@ -70,7 +98,7 @@ static long pcap_records(Framer *f, const uint8_t *b, size_t len, frame_fn fn, v
         if (incl > limit) {
             char msg[96];
             snprintf(msg, sizeof msg, "corrupt record: captured length %u exceeds %u", incl,
-                     limit);
+                     limit); /* libpcap: "invalid packet capture length" */
             return (long)pos ? (long)pos : fail(f, msg, f->offset + pos);
         }
         if (len - pos - 16 < incl) break;
@@ -100,12 +128,14 @@ static int add_iface(Framer *f, const uint8_t *body, size_t blen) {
     i->units = 1000000;
     i->offset_s = 0;
     size_t p = 8;
+    int saw_tsresol = 0, saw_tsoffset = 0; /* each may appear once: the first counts, as
+                                            * in Wireshark (libpcap refuses the file) */
     while (p + 4 <= blen) { /* options: code, length, value padded to 4 */
         uint16_t code = rd16(f, body + p), olen = rd16(f, body + p + 2);
         if (code == 0) break;
         if (p + 4 + olen > blen) break;
         const uint8_t *v = body + p + 4;
-        if (code == 9 && olen >= 1) { /* if_tsresol */
+        if (code == 9 && olen >= 1 && !saw_tsresol++) { /* if_tsresol */
             uint8_t r = v[0];
             uint64_t units = 1;
             if (r & 0x80) {
@@ -114,12 +144,12 @@ static int add_iface(Framer *f, const uint8_t *body, size_t blen) {
                 for (int k = 0; k < (r & 0x7F) && k < 19; k++) units *= 10;
             }
             i->units = units ? units : 1000000;
-        } else if (code == 14 && olen == 8) { /* if_tsoffset */
+        } else if (code == 14 && olen == 8 && !saw_tsoffset++) { /* if_tsoffset */
             uint64_t off;
             memcpy(&off, v, 8);
             if (f->swapped) off = __builtin_bswap64(off);
-            /* a corrupt offset must not overflow: clamp to the engine's time range */
-            int64_t lim = TS_LIMIT / 1000000000ll;
+            /* seconds whose nanoseconds fit in an int64; ng_time saturates the sum */
+            int64_t lim = INT64_MAX / 1000000000ll;
             i->offset_s = (int64_t)off > lim ? lim : (int64_t)off < -lim ? -lim : (int64_t)off;
         }
         p += 4 + (((size_t)olen + 3) & ~(size_t)3);
@@ -146,6 +176,14 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
         if (blen < 12 || (blen & 3) || blen > MAX_PCAPNG_BLOCK) {
             char msg[96];
             snprintf(msg, sizeof msg, "corrupt pcapng block: length %u", blen);
+            return pos ? (long)pos : fail(f, msg, f->offset + pos);
+        }
+        if (type == 6 && len - pos >= 28 && rd32(f, h + 20) > MAX_CAPLEN) {
+            /* checked before the whole block is buffered: a corrupt length is an error
+             * here, not a wait for up to MAX_PCAPNG_BLOCK more bytes */
+            char msg[96];
+            snprintf(msg, sizeof msg, "corrupt pcapng packet block: captured length %u exceeds %u",
+                     rd32(f, h + 20), MAX_CAPLEN);
             return pos ? (long)pos : fail(f, msg, f->offset + pos);
         }
         if (len - pos < blen) break;
@@ -181,8 +219,8 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
                 return pos ? (long)pos : fail(f, msg, f->offset + pos);
             }
             f->packets++;
-            fn(ctx, i->linktype, ts_clamp(to_ns(ts, i->units) + i->offset_s * 1000000000ll), body + 20,
-               cap, orig);
+            fn(ctx, i->linktype, framer_time(f, ng_time(i, ts), f->packets), body + 20, cap,
+               orig);
         } else if (type == 3) { /* Simple Packet Block: interface 0, no timestamp */
             if (bodylen < 4 || f->n_ifaces == 0)
                 return pos ? (long)pos : fail(f, "corrupt pcapng simple packet block",

@@ -27,9 +27,13 @@ typedef struct {
     uint64_t offset;      /* file offset of the next unconsumed byte */
     uint64_t packets;     /* packet records framed so far */
     uint64_t first_linktype_set;
+    uint64_t ts_clamped;  /* packets whose time was outside [TS_MIN, TS_MAX] (clamped) */
+    uint64_t ts_clamped_first; /* the number of the first of them */
     char err[320];        /* set when framer_feed returns -1 */
 } Framer;
 
+/* A packet's time in the engine's range (engine.h, ts_clamp), counting a clamped one. */
+int64_t framer_time(Framer *f, int64_t ts, uint64_t pkt_no);
 void framer_init(Framer *f);
 void framer_free(Framer *f);
 /* Frames every complete record in buf and calls fn for each packet. Returns the number

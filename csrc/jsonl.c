@@ -15,6 +15,12 @@ const char *NAMES_STATE[N_TCP_STATES], *NAMES_INPUT[N_INPUTS], *NAMES_CS[13], *N
 static const char *WHO_NAMES[4] = {"null", "\"client\"", "\"server\"", "\"both\""};
 
 static int put(Buf *b, const char *fmt, ...) {
+    if (!b->data) { /* no `NULL + len` arithmetic below (C11 6.5.6: undefined) */
+        b->data = malloc(1024);
+        if (!b->data) return -1;
+        b->cap = 1024;
+        b->len = 0;
+    }
     for (;;) {
         va_list ap;
         va_start(ap, fmt);

@@ -126,13 +126,13 @@ static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObjec
     memcpy(s.dst, dst.buf, (size_t)dst.len);
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
-    s.ts_ns = ts_clamp(ts);
     if (pkt_no) {
         if (pkt_no > self->tracker.frames) self->tracker.frames = pkt_no;
         s.pkt_no = pkt_no;
     } else {
         s.pkt_no = ++self->tracker.frames;
     }
+    s.ts_ns = framer_time(&self->framer, ts, s.pkt_no);
     s.sport = (uint16_t)sport;
     s.dport = (uint16_t)dport;
     s.flags = (uint8_t)flags;
@@ -153,6 +153,16 @@ static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObjec
     Py_RETURN_NONE;
 }
 
+/* note_time(ts_ns, pkt_no): a packet the tracker does not get (not TCP) still has its time
+ * checked against the engine's range, as the framer checks every packet it frames. */
+static PyObject *Engine_note_time(EngineObject *self, PyObject *args) {
+    long long ts;
+    unsigned long long pkt_no;
+    if (!PyArg_ParseTuple(args, "LK", &ts, &pkt_no)) return NULL;
+    framer_time(&self->framer, ts, pkt_no);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
     tracker_finish(&self->tracker);
     Py_RETURN_NONE;
@@ -161,7 +171,7 @@ static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
 static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
     Tracker *t = &self->tracker;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsi}", "frames", (unsigned long long)t->frames, "tcp",
+        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsK}", "frames", (unsigned long long)t->frames, "tcp",
         (unsigned long long)t->decoded[DEC_TCP], "not_tcp",
         (unsigned long long)t->decoded[DEC_NOT_TCP], "not_ip",
         (unsigned long long)t->decoded[DEC_NOT_IP], "fragments",
@@ -172,7 +182,9 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
         (unsigned long long)t->bad_checksum, "bytes_framed",
         (unsigned long long)self->framer.offset, "connections", t->n_conns, "packets_framed",
         (unsigned long long)self->framer.packets, "transitions",
-        (unsigned long long)t->n_trans, "format", self->framer.format);
+        (unsigned long long)t->n_trans, "format", self->framer.format, "ts_clamped",
+        (unsigned long long)self->framer.ts_clamped, "ts_clamped_first",
+        (unsigned long long)self->framer.ts_clamped_first);
 }
 
 static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {
@@ -444,6 +456,8 @@ static PyMethodDef Engine_methods[] = {
      "feed(data) -> bytes consumed: frame, decode and track every complete record."},
     {"feed_segment", (PyCFunction)(void (*)(void))Engine_feed_segment,
      METH_VARARGS | METH_KEYWORDS, "Track one already-decoded TCP segment."},
+    {"note_time", (PyCFunction)Engine_note_time, METH_VARARGS,
+     "note_time(ts_ns, pkt_no): count a time out of range for a packet not fed."},
     {"finish", (PyCFunction)Engine_finish, METH_NOARGS,
      "End of input: classify every connection's close and Zeek conn_state."},
     {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters as a dict."},

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Collection
 from typing import IO, Any, Final, NamedTuple
 
-from ..capture import Capture, ProgressFn, new_engine
+from ..capture import Capture, ProgressFn, new_engine, time_warnings
 from ..errors import CaptureError, UsageError
 
 INSTALL_PYSHARK: Final = "pip install 'handshake-analyzer[pyshark]'"
@@ -89,13 +89,17 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
          progress: ProgressFn | None = None,
          likely_server_ports: Collection[int] | None = None) -> Capture:
     """Like :func:`analyzer.capture.read`, with tshark decoding the packets."""
+    from ..source import spool_if_stream
+
     tshark = find_tshark()
-    size = _check_file(path)
+    spool = spool_if_stream(path)  # tshark reads a pipe, but we need the file twice
+    source = spool.path if spool else path
+    size = _check_file(source, path)
     engine = new_engine(port=port, verify_checksums=verify_checksums, zeek_timers=zeek_timers,
                         record=record, likely_server_ports=likely_server_ports)
     feeder = _Feeder(engine, verify_checksums)
     with tempfile.TemporaryFile() as errors:  # a file, so a chatty tshark cannot block
-        proc = subprocess.Popen(tshark_command(tshark, path, verify_checksums),
+        proc = subprocess.Popen(tshark_command(tshark, source, verify_checksums),
                                 stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
                                 text=True, encoding="utf-8", errors="replace")
         try:
@@ -115,11 +119,13 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
         error = CaptureError(path, f"tshark: {message or f'exit status {status}'} "
                                    f"(after packet {feeder.frames})", packet=feeder.frames)
     engine.finish()
+    stats = feeder.stats(_format_code(source))
+    warnings += time_warnings(path, stats)
     options = {"port": port, "verify_checksums": verify_checksums,
                "zeek_timers": zeek_timers, "record": record, "engine": "pyshark",
                "likely_server_ports": likely_server_ports}
-    return Capture(path=path, engine=engine, stats=feeder.stats(_format_code(path)),
-                   warnings=warnings, error=error, options=options)
+    return Capture(path=path, engine=engine, stats=stats, warnings=warnings, error=error,
+                   options=options, spool=spool)
 
 
 class _Feeder:
@@ -147,6 +153,10 @@ class _Feeder:
             decoded = decode(cols)
             if isinstance(decoded, str):
                 self._skip(decoded)
+                try:  # its time is checked as the native framer checks every packet's
+                    self.engine.note_time(epoch_ns(cols[TIME]), number)
+                except ValueError:
+                    pass
             else:
                 self.tunnelled += decoded.tunnelled
                 self.engine.feed_segment(*decoded.segment, pkt_no=number,
@@ -264,18 +274,24 @@ def _nth(value: str, index: int) -> str:
         return ""
 
 
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
 def epoch_ns(text: str) -> int:
     """tshark's ``frame.time_epoch`` (``1795316556.416492000``) as integer nanoseconds,
-    without going through a float."""
+    without going through a float, saturated to an int64: the engine then clamps a time
+    out of its range and counts it, as for the native decoder (capture.time_warnings)."""
     negative = text.startswith("-")
     whole, _, frac = text.lstrip("-").partition(".")
     ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if negative else ns
+    return max(INT64_MIN, -ns) if negative else min(INT64_MAX, ns)
 
 
-def _check_file(path: str) -> int:
-    """The native engine's one-line errors for a file that cannot be read at all; tshark
-    judges the rest (it reads more formats than pcap and pcapng). Returns the size."""
+def _check_file(path: str, name: str) -> int:
+    """The native engine's one-line errors (naming ``name``, the input as given) for a
+    file that cannot be read at all; tshark judges the rest (it reads more formats than
+    pcap and pcapng). Returns the size."""
     from ..source import open_capture_file
 
     f, size = open_capture_file(path)
@@ -283,9 +299,9 @@ def _check_file(path: str) -> int:
         try:
             empty = not f.read(1)
         except OSError as exc:
-            raise CaptureError(path, exc.strerror or str(exc)) from None
+            raise CaptureError(name, exc.strerror or str(exc)) from None
     if empty:
-        raise CaptureError(path, "empty file, not a capture", offset=0, packet=0)
+        raise CaptureError(name, "empty file, not a capture", offset=0, packet=0)
     return size
 
 
