@@ -120,7 +120,7 @@ def cmd_sniff(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import BUNDLED, HOST, PORT, run_sessions
+    from .demo import BUNDLED_NAME, HOST, PORT, run_sessions
     from .errors import PrivilegeError
     from .session import LiveSession
 
@@ -134,12 +134,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         session.start()
     except PrivilegeError as exc:
         print(f"handshake: {exc}", file=sys.stderr)
-        if BUNDLED.exists() and sys.stdin.isatty() and sys.stdout.isatty():
-            answer = input(f"Replay the bundled capture {BUNDLED.name} through the live "
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            answer = input(f"Replay the bundled capture {BUNDLED_NAME} through the live "
                            "view instead? [Y/n] ").strip().lower()
             if answer in ("", "y", "yes"):
                 return _replay(fmt)
-        elif BUNDLED.exists():
+        else:
             print("handshake: or see the live view on the bundled capture: "
                   "handshake demo --replay", file=sys.stderr)
         return 2
@@ -164,13 +164,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _replay(fmt: str) -> int:
-    from .demo import BUNDLED
-    from .errors import CaptureStartError
+    from .demo import bundled_path
     from .session import LiveSession
 
-    if not BUNDLED.exists():
-        raise CaptureStartError(f"bundled capture {BUNDLED} not found (a source checkout has it)")
-    print(f"handshake: replaying {BUNDLED} through the live view", file=sys.stderr)
-    session = LiveSession("lo", replay=str(BUNDLED))
-    session.start()
-    return _watch(session, fmt)
+    with bundled_path() as path:  # package data: there after any install
+        print(f"handshake: replaying the bundled capture {path.name} through the live view",
+              file=sys.stderr)
+        session = LiveSession("lo", replay=str(path))
+        session.start()
+        return _watch(session, fmt)

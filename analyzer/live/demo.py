@@ -13,7 +13,10 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 HOST, PORT = "127.0.0.1", 9502
@@ -21,8 +24,27 @@ BURST = 6
 BURST_HOLD = 1.5  # seconds the server stops accepting: past the first SYN retransmit
 TIMEOUT = 10.0
 
-# The bundled capture the demo replays without capture privileges (a source checkout).
-BUNDLED = Path(__file__).resolve().parents[2] / "captures" / "echo-lo.pcap"
+# The capture the demo replays without capture privileges: package data, so it is there
+# after any install (captures/echo-lo.pcap in the source tree is a link to it).
+BUNDLED_NAME = "echo-lo.pcap"
+
+
+def bundled() -> Traversable:
+    """The bundled capture (a resource of the installed package; see bundled_path)."""
+    return resources.files("analyzer") / "data" / BUNDLED_NAME
+
+
+@contextmanager
+def bundled_path() -> Iterator[Path]:
+    """The bundled capture as a file on disk for as long as the block runs (a temporary
+    copy when the package is installed inside a zip)."""
+    with resources.as_file(bundled()) as path:
+        if not path.is_file():
+            from .errors import CaptureStartError
+
+            raise CaptureStartError(f"the bundled capture {BUNDLED_NAME} is missing from "
+                                    "this installation of handshake-analyzer (reinstall it)")
+        yield path
 
 
 class EchoServer:
