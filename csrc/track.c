@@ -208,11 +208,15 @@ static inline int awaits_synack(const Side *e) {
     return e->sent_syn && !e->sent_synack && e->st == TS_SYN_SENT;
 }
 
-/* A SYN-ACK to an endpoint waiting in SYN-SENT whose ACK is not for that endpoint's SYN:
- * an old duplicate (RFC 9293 figure 8), answered by RST and dropped (3.10.7.3 first). */
-static inline int old_synack(const Side *to, const Segment *s) {
-    return (s->flags & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && awaits_synack(to) &&
-           s->ack != to->syn_end;
+/* A segment to an endpoint waiting in SYN-SENT whose ACK does not acknowledge its SYN
+ * (RFC 9293 3.10.7.3 first: SEG.ACK =< ISS or SEG.ACK > SND.NXT): an old duplicate
+ * SYN-ACK (figure 8), or the ACK of a connection the peer still holds on this 4-tuple (a
+ * half-open peer, figure 9; a challenge ACK, RFC 5961 4). The receiver answers it with
+ * <SEQ=SEG.ACK><RST> and stays in SYN-SENT: it is not this connection's. SND.NXT is past
+ * the data of a Fast Open SYN (RFC 7413). */
+static inline int unacceptable_ack(const Side *to, const Segment *s) {
+    return (s->flags & F_ACK) && awaits_synack(to) &&
+           !(seq_gt(s->ack, to->isn) && seq_geq(to->nxt, s->ack));
 }
 
 /* Infer the sender's state the first time it is seen. */
@@ -260,9 +264,9 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
     int64_t ts = s->ts_ns;
     uint64_t pkt = s->pkt_no;
     int syn = f & F_SYN, ack = f & F_ACK, fin = f & F_FIN, rst = f & F_RST;
-    /* An old duplicate SYN-ACK is dropped by its receiver; its sender tells us nothing
-     * sure. */
-    int dropped = old_synack(p, s);
+    /* A segment with an unacceptable ACK is dropped by its SYN-SENT receiver; a sender
+     * not seen before tells us nothing sure (it speaks for another incarnation). */
+    int dropped = unacceptable_ack(p, s);
     if (dropped && e->st == ST_NONE) return;
 
     /* Whether this endpoint had received the peer's FIN shows in its own segments. */
@@ -297,15 +301,13 @@ receiver:
         infer_receiver(t, c, to, s);
         if (p->st == ST_NONE) return;
     }
+    if (dropped) return; /* 3.10.7.3 first: answered by RST (or not at all), dropped */
     /* The receiver, in RFC 9293 section 3.10.7.4 order: RST, SYN, ACK, FIN. */
     if (rst) {
         rfc_input(t, c, to, IN_RECV_RST, ts, pkt);
         return;
     }
-    if (syn) {
-        if (dropped) return;
-        rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
-    }
+    if (syn) rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
     if (ack && !syn && (p->sent_syn || p->sent_synack) && p->st == TS_SYN_RECEIVED &&
         seq_geq(s->ack, p->syn_end))
         rfc_input(t, c, to, IN_RECV_ACK_OF_SYN, ts, pkt);
@@ -334,7 +336,7 @@ static void note_facts(Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     uint8_t f = s->flags;
     int64_t ts = s->ts_ns;
-    if (old_synack(p, s)) return; /* not this handshake's (figure 8) */
+    if (unacceptable_ack(p, s)) return; /* not this connection's (3.10.7.3 first) */
     if (f & F_SYN) {
         if (!(e->sent_syn || e->sent_synack)) {
             e->isn = s->seq;
@@ -385,7 +387,9 @@ static void note_facts(Conn *c, int from, const Segment *s) {
             e->peer_fin_acked_before_our_fin = p->fin_acked_pkt && p->fin_acked_pkt < s->pkt_no;
         }
     }
-    if ((f & F_RST) && !e->sent_rst) {
+    /* A RST from SYN-SENT answers an unacceptable ACK and leaves the attempt standing
+     * (3.10.7.3 first): it resets another incarnation, not this connection. */
+    if ((f & F_RST) && !e->sent_rst && !awaits_synack(e)) {
         e->sent_rst = 1;
         e->rst_ts = ts;
         e->rst_pkt = s->pkt_no;
@@ -517,6 +521,9 @@ void tracker_segment(Tracker *t, const Segment *s) {
         carry = 1;
         conn_finish(t, c);
         c = NULL;
+    } else if (c && !t->zeek_timers && !(s->flags & F_ACK) && zeek_is_reuse(c, s) &&
+               !crossing_syn(c, from, s)) {
+        zeek_restart(t, c, s); /* the same SYN again where Zeek would split: its view */
     }
     if (!c) {
         c = new_conn(t, s, a, b, pa, pb, slot);
@@ -601,7 +608,9 @@ static void classify_close(Conn *c) {
     c->reset_by = who_of(c, c->s[0].sent_rst, c->s[1].sent_rst);
     c->half_close = c->s[0].data_after_peer_fin || c->s[1].data_after_peer_fin;
     c->close_initiator = WHO_NONE;
-    if (o->sent_syn && !o->sent_synack && r->pkts == 0 && !r->sent_rst && !c->self_connect) {
+    /* nothing the responder sent was for this connection (all of it, if anything, had an
+     * unacceptable ACK), and nothing the client sent proves an answer */
+    if (o->sent_syn && !o->sent_synack && r->st == ST_NONE && !r->sent_rst && !c->self_connect) {
         c->close_kind = CK_UNANSWERED;
         return;
     }

@@ -553,6 +553,31 @@ int zeek_is_reuse(const Conn *c, const Segment *s) {
     return 1;
 }
 
+/* The SYN of an attempt retried where Zeek starts a new connection (IsReuse) but TCP
+ * does not (conn_split_here): a refused SYN sent again, a SYN-SENT endpoint's RST to a
+ * stale ACK and its SYN again. Zeek's endpoints and timers start afresh, as in the new
+ * connection Zeek would make, so conn_state describes the attempt that went on; the
+ * history and packet counts go on, since the connection does. */
+void zeek_restart(const Tracker *t, Conn *c, const Segment *s) {
+    (void)t;
+    for (int i = 0; i < 2; i++) {
+        Side *e = &c->s[i];
+        e->z = e->zprev = Z_INACTIVE;
+        e->did_close = 0;
+        e->fin_cnt = 0;
+        e->z_start = 0;
+        e->z_last = e->z_last_wraps = e->z_ack = e->z_ack_wraps = 0;
+        e->fin_seq = e->rs_last = e->rs_trim = 0;
+        e->n_blk = e->rs_skip = 0;
+    }
+    c->z_active = 1;
+    c->z_inactivity_long = 0;
+    c->z_partial = c->z_first_seen = 0;
+    c->z_last_time = s->ts_ns;
+    c->t_attempt = c->t_delete = 0;
+    c->t_expire = s->ts_ns + 5 * NS; /* tcp_SYN_timeout, as zeek_new_conn */
+}
+
 /* Would Zeek have removed the connection before a packet at `ts`? Its timers fire before
  * the packet that reaches them (AttemptTimer, ExpireTimer, ConnDeleteTimer and the
  * session inactivity timer). Only under zeek_timers (conn_split_here). */

@@ -8,6 +8,7 @@
 void zeek_new_conn(Tracker *t, Conn *c, int from, const Segment *s);
 int zeek_expired(const Tracker *t, Conn *c, int64_t ts);
 int zeek_is_reuse(const Conn *c, const Segment *s);
+void zeek_restart(const Tracker *t, Conn *c, const Segment *s);
 void zeek_bad_checksum(Conn *c, int from);
 void zeek_process(Tracker *t, Conn *c, int from, const Segment *s);
 int zeek_conn_state(const Conn *c);

@@ -180,3 +180,47 @@ def test_nmap_probes_repeated_with_the_same_isn(linux: LinuxCase) -> None:
     [null] = by_client_port(recs, facts["null"])
     assert null["history"] == "I" and null["packets"]["client"] == 2
     assert all(r["history"] for r in recs)
+
+
+# ---- 2. a RST from SYN-SENT answering a stale ACK does not end the attempt ------------------
+
+
+def test_stale_ack_reset_keeps_the_attempt() -> None:
+    """sv__base64-decode-5885~input.pcap, client port 57558: the server answers the SYN
+    with an ACK of a connection it still holds, the client resets that with
+    <SEQ=SEG.ACK><RST> (RFC 9293 3.10.7.3) and its SYN retransmission completes."""
+    path = example("sv__base64-decode-5885~input.pcap")
+    [rec] = by_client_port(read(path), 57558)
+    hs = rec["handshake"]
+    assert hs["complete"] and hs["syn_retransmits"] == 1 and hs["server_options"]
+    assert hs["server_rtt"] is not None and hs["server_rtt"] < 0.1  # from the SYN answered
+    assert states(rec, "client")[:2] == ["SYN_SENT", "ESTABLISHED"]
+    assert states(rec, "server")[:3] == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+    assert rec["unexpected"] == [] and rec["first_packet"] == 191
+    assert rec["close"]["reset_by"] == "server"  # the client's RST reset the old one
+    assert rec["conn_state"] == "SF"  # Zeek's view of the attempt that went on
+
+
+@needs_tshark
+def test_stale_ack_reset_agrees_with_tshark() -> None:
+    path = example("sv__base64-decode-5885~input.pcap")
+    assert len(by_client_port(read(path), 57558)) == tshark_streams(path, 57558) == 1
+
+
+@pytest.mark.root
+def test_linux_stale_ack_reset(linux: LinuxCase) -> None:
+    """Linux: a socket vanishes without a word (TCP_REPAIR), a new one binds its port and
+    connects; the server's socket for the old connection answers the SYN with a
+    challenge ACK, Linux in SYN-SENT resets it and retransmits its SYN."""
+    path, facts = linux("stale_ack")
+    old, new = by_client_port(read(path), facts["client_port"])
+    assert old["close"]["kind"] == "open" and old["handshake"]["complete"]
+    assert new["handshake"]["complete"] and new["handshake"]["syn_retransmits"] == 1
+    assert new["unexpected"] == []
+    assert states(new, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+                                     "TIME_WAIT"]
+    assert states(new, "server") == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT",
+                                     "LAST_ACK", "CLOSED"]
+    assert new["close"]["kind"] == "three_way" and new["close"]["reset_by"] is None
+    assert new["conn_state"] == "SF"
+    assert len(read(path, zeek_timers=True)) == 3  # Zeek splits at the SYN after the RST
