@@ -133,7 +133,10 @@ TRANSITIONS: Final[dict[tuple[TcpState, Input], TcpState]] = {
     (S.TIME_WAIT, I.RECV_FIN): S.TIME_WAIT,  # eighth: restart the 2*MSL timeout
     (S.TIME_WAIT, I.RECV_ACK_OF_FIN): S.TIME_WAIT,
     (S.TIME_WAIT, I.RECV_RST): S.CLOSED,  # second (Linux default, no RFC 1337)
-    (S.TIME_WAIT, I.SEND_RST): S.TIME_WAIT,  # the answer to a stray segment
+    # RFC 9293 sends no RST from TIME_WAIT (3.10.5 ABORT there deletes the TCB quietly);
+    # a RST from it shows the TCB is gone (Linux's TIME-WAIT socket answering new data in
+    # its FIN-WAIT-2 substate kills itself; Windows aborts), so nobody is left waiting.
+    (S.TIME_WAIT, I.SEND_RST): S.CLOSED,
 }
 
 #: Byte value in :func:`table_bytes` meaning "unexpected: keep the state, record it".

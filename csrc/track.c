@@ -638,9 +638,15 @@ static void classify_close(Conn *c) {
                                                                  : c->s[1].fin_acked_pkt;
     if (rst_pkt && (!both_fin_acked || rst_pkt < done_pkt)) {
         c->close_kind = CK_RESET;
-        int i0 = c->s[0].sent_rst && c->s[0].rst_pkt == rst_pkt;
-        int i1 = c->s[1].sent_rst && c->s[1].rst_pkt == rst_pkt;
-        c->close_initiator = who_of(c, i0, i1);
+        /* who started the close: the first FIN's sender when a FIN came before the RST
+         * (an abort then cut the close short), else the RST's sender */
+        if (first >= 0 && c->s[first].fin_pkt < rst_pkt) {
+            c->close_initiator = who_of(c, first == 0, first == 1);
+        } else {
+            int i0 = c->s[0].sent_rst && c->s[0].rst_pkt == rst_pkt;
+            int i1 = c->s[1].sent_rst && c->s[1].rst_pkt == rst_pkt;
+            c->close_initiator = who_of(c, i0, i1);
+        }
         return;
     }
     if (first < 0) {

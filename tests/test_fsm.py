@@ -220,9 +220,10 @@ ACCEPTED: dict[tuple[TcpState, Input], tuple[TcpState | None, str]] = {
         CLOSED,
         "As for CLOSING: real stacks send RST from LAST-ACK; the TCB is gone."),
     (TIME_WAIT, I.SEND_RST): (
-        TIME_WAIT,
-        "RFC 9293 sends no RST from TIME-WAIT (it ACKs); real stacks answer some stray "
-        "segments in TIME-WAIT with RST. Either way the endpoint stays in a final state."),
+        CLOSED,
+        "As for CLOSING: RFC 9293 sends no RST from TIME-WAIT (it ACKs), but real stacks "
+        "do (Linux's TIME-WAIT socket in its FIN-WAIT-2 substate answering new data, a "
+        "Windows abort); the RST shows the TCB is gone, so nobody stays in TIME-WAIT."),
 }
 # fmt: on
 

@@ -156,6 +156,7 @@ def test_linux_keep_alives_and_a_late_rst(linux: LinuxCase, zeek_timers: bool) -
     [rec] = recs
     assert rec["anomalies"].get("keep_alive") == 3 and rec["anomalies"].get("keep_alive_ack") == 3
     assert rec["close"]["kind"] == "reset" and rec["close"]["reset_by"] == "server"
+    assert rec["close"]["initiator"] == "client"  # its FIN came first (cause 4)
     assert states(rec, "client") == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
                                      "CLOSED"]
     assert states(rec, "server")[-2:] == ["CLOSE_WAIT", "CLOSED"]
@@ -224,3 +225,52 @@ def test_linux_stale_ack_reset(linux: LinuxCase) -> None:
     assert new["close"]["kind"] == "three_way" and new["close"]["reset_by"] is None
     assert new["conn_state"] == "SF"
     assert len(read(path, zeek_timers=True)) == 3  # Zeek splits at the SYN after the RST
+
+
+# ---- 4. who started the close, and who is left in TIME-WAIT --------------------------------
+
+
+def test_first_fin_starts_the_close_even_when_a_rst_ends_it() -> None:
+    """sv__output-eve-ftp-data~input.pcap, 192.168.0.1:2330 -> 192.168.0.13:2869: the
+    server's FIN comes first, the FINs cross, the client then sends two RSTs."""
+    path = example("sv__output-eve-ftp-data~input.pcap")
+    [rec] = by_client_port(read(path), 2330)
+    assert rec["history"] == "ShADfFaRR"
+    assert rec["close"]["kind"] == "reset" and rec["close"]["reset_by"] == "client"
+    assert rec["close"]["initiator"] == "server"
+    # the client's RST came after it reached TIME-WAIT: its TCB is gone, nobody waits
+    assert rec["close"]["time_wait"] is None
+    assert states(rec, "client")[-2:] == ["TIME_WAIT", "CLOSED"]
+
+
+@needs_tshark
+def test_first_fin_sender_agrees_with_tshark() -> None:
+    path = example("sv__output-eve-ftp-data~input.pcap")
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y",
+                          "tcp.port == 2330 && tcp.flags.fin == 1", "-T", "fields", "-e",
+                          "tcp.srcport"], capture_output=True, text=True, check=True).stdout
+    first_fin_port = int(out.split()[0])
+    [rec] = by_client_port(read(path), 2330)
+    assert rec["close"]["initiator"] == ("client" if first_fin_port == 2330 else "server")
+
+
+@pytest.mark.root
+def test_linux_fin_then_abort(linux: LinuxCase) -> None:
+    """Linux: the server closes, the client answers with an abort (SO_LINGER 0)."""
+    path, facts = linux("fin_then_abort")
+    [rec] = by_client_port(read(path), facts["client_port"])
+    assert rec["close"] == {"kind": "reset", "initiator": "server", "reset_by": "client",
+                            "half_close": False, "time_wait": None}
+    assert states(rec, "client")[-2:] == ["CLOSE_WAIT", "CLOSED"]
+
+
+@pytest.mark.root
+def test_linux_orphan_answers_data_with_rst(linux: LinuxCase) -> None:
+    """Linux: the client closes; the server's late data reaches the orphaned socket (a
+    TIME-WAIT mini-socket in its FIN-WAIT-2 substate), which answers RST and is gone."""
+    path, facts = linux("orphan_rst")
+    [rec] = by_client_port(read(path), facts["client_port"])
+    assert rec["close"]["kind"] == "reset" and rec["close"]["initiator"] == "client"
+    assert rec["close"]["reset_by"] == "client" and rec["close"]["time_wait"] is None
+    assert rec["close"]["half_close"] is True
+    assert states(rec, "client")[-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "CLOSED"]
