@@ -206,8 +206,8 @@ def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd
     from_client, direction, flags, flags_text``, one boolean per flag (``flag_syn``,
     ``flag_ack`` ...), absolute
     ``seq``/``ack``, ``rel_seq``/``rel_ack`` (relative to the sender's / receiver's ISN,
-    or to the first sequence number seen from that side when the SYN was not captured;
-    ``rel_ack`` is missing without the ACK flag), ``payload_len``, ``window`` (as sent,
+    or as Wireshark when the SYN was not captured: analyzer.relative; ``rel_ack`` is
+    missing without the ACK flag), ``payload_len``, ``window`` (as sent,
     not scaled), ``client_state`` / ``server_state`` after the packet and ``unexpected``,
     then ``anomalies`` (bitmask), ``dup_ack`` and one boolean ``anomaly_<name>`` per
     :class:`analyzer.anomalies.Anomaly` flag.
@@ -240,7 +240,7 @@ def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd
         frame[f"flag_{name}"] = (flag_arr & bit) != 0
     frame["seq"] = seq_arr.astype("uint32")
     frame["ack"] = ack_arr.astype("uint32")
-    own, other = _bases(capture, conn_arr, client, seq_arr)
+    own, other = _bases(capture, conn_arr, client, flag_arr, seq_arr, ack_arr)
     frame["rel_seq"] = pd.array((seq_arr - own) % 2**32, dtype="Int64")
     rel_ack = pd.array((ack_arr - other) % 2**32, dtype="Int64")
     rel_ack[~has_ack | (other < 0)] = pd.NA
@@ -255,28 +255,29 @@ def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd
     return frame
 
 
-def _bases(capture: Capture, conn: Any, client: Any, seq: Any) -> tuple[Any, Any]:
-    """Per row: the sender's and the receiver's ISN (-1 for a receiver never seen).
-    An ISN the handshake did not give is the first sequence number seen from that side,
-    as Wireshark does for a capture that starts mid-connection."""
+def _bases(capture: Capture, conn: Any, client: Any, flags: Any, seq: Any, ack: Any
+           ) -> tuple[Any, Any]:
+    """Per row: the sender's and the receiver's base of relative sequence numbers (-1 for
+    a side nothing numbers), each connection's by analyzer.relative's one rule."""
     import numpy as np
 
-    ids = np.unique(conn)
-    # base[k, 0 / 1]: connection ids[k]'s client / server base, -1 while unknown
-    base = np.full((len(ids), 2), -1, dtype="int64")
-    for k, i in enumerate(ids.tolist()):
+    from .relative import seq_bases
+
+    order = np.argsort(conn, kind="stable")  # capture order within each connection
+    ids, starts = np.unique(conn[order], return_index=True)
+    ends = [*starts[1:].tolist(), len(order)]
+    base = np.full((len(ids), 2), -1, dtype="int64")  # [k]: connection ids[k]'s bases
+    for k, (i, a, b) in enumerate(zip(ids.tolist(), starts.tolist(), ends)):
         raw = RawConn._make(capture.engine.conn(i))
-        for col, isn in enumerate((raw.client_isn, raw.server_isn)):
-            if isn is not None:
-                base[k, col] = isn
+        rows = order[a:b]
+        # lazily, element by element: usually only the first packet or two are read
+        found = seq_bases(raw.client_isn, raw.server_isn,
+                          zip(map(bool, client[rows]), map(int, flags[rows]),
+                              map(int, seq[rows]), map(int, ack[rows])))
+        base[k] = [-1 if v is None else v for v in found]
     row = np.searchsorted(ids, conn)
     side = np.where(client, 0, 1)
-    key = row * 2 + side
-    firsts, at = np.unique(key, return_index=True)  # first packet of each (conn, side)
-    flat = base.reshape(-1)
-    unknown = flat[firsts] < 0
-    flat[firsts[unknown]] = seq[at[unknown]]
-    return flat[key], flat[row * 2 + (1 - side)]
+    return base[row, side], base[row, 1 - side]
 
 
 def _add_anomaly_columns(frame: pd.DataFrame, anomalies: Any, dup_ack: Any) -> None:

@@ -8,6 +8,7 @@ from .anomalies import tags
 from .capture import read
 from .errors import UsageError
 from .records import STATE_NAMES
+from .relative import relative, seq_bases
 
 FLAG_LETTERS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"),
                 (0x40, "E"), (0x80, "W"))
@@ -38,17 +39,15 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
     out.write(f"{'pkt':>6} {'time(s)':>10}  {'dir':<3} {'flags':<6} {'seq':>10} {'ack':>10} "
               f"{'len':>5} {'win':>6}  {'client state':<13} {'server state':<13}\n")
     start = rows[0][1]
-    isn = {True: hs["client_isn"], False: hs["server_isn"]}
+    # one rule for relative numbers (analyzer.relative), the same as the plots and frames
+    bases = seq_bases(hs["client_isn"], hs["server_isn"], (row[3:7] for row in rows))
     prev = (-1, -1)
     unexpected = {(u["packet"]) for u in rec["unexpected"]}
     for row in rows:
         pkt, ts, _conn, from_client, flags, seq, ack, length, win, cst, sst = row[:11]
         anomalies, dup_ack_num = row[12], row[13]
-        base = isn[from_client]
-        other = isn[not from_client]
-        rseq = (seq - base) % 2**32 if base is not None else seq
-        rack = (ack - other) % 2**32 if (other is not None and flags & 0x10) else (
-            ack if flags & 0x10 else 0)
+        rseq = relative(seq, bases[0 if from_client else 1])
+        rack = relative(ack, bases[1 if from_client else 0]) if flags & 0x10 else ""
         arrow = "->" if from_client else "<-"
         c_txt = _state(cst) + ("*" if cst != prev[0] else "")
         s_txt = _state(sst) + ("*" if sst != prev[1] else "")
@@ -56,8 +55,10 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
         marks = tags(anomalies, dup_ack_num) + (["unexpected"] if pkt in unexpected else [])
         note = "  " + " ".join(marks) if marks else ""
         out.write(f"{pkt:>6} {(ts - start) / 1e9:>10.6f}  {arrow:<3} {flags_text(flags):<6} "
-                  f"{rseq:>10} {rack if flags & 0x10 else '':>10} {length:>5} {win:>6}  "
+                  f"{rseq:>10} {rack:>10} {length:>5} {win:>6}  "
                   f"{c_txt:<13} {s_txt:<13}{note}\n")
-    out.write("\n-> client to server, <- server to client; seq/ack relative to each ISN; "
-              "* marks a state change;\n"
-              "[...] are Wireshark's analysis flags (tshark's Info column)\n")
+    out.write("\n-> client to server, <- server to client; * marks a state change;\n"
+              "seq/ack relative to each side's ISN"
+              + (" (no SYN seen: to its first number - 1, as Wireshark)"
+                 if None in (hs["client_isn"], hs["server_isn"]) else "")
+              + ";\n[...] are Wireshark's analysis flags (tshark's Info column)\n")

@@ -123,6 +123,12 @@ static void add_transition(Tracker *t, Conn *c, int side, uint8_t state, uint8_t
     if (c->trans_tail == NO_TRANS) c->trans_head = k;
     else t->trans[c->trans_tail].next = k;
     c->trans_tail = k;
+    /* A change dated back to an earlier packet (the server's LISTEN and SYN_RECEIVED are
+     * only known once its SYN-ACK is seen) also holds in the packet rows recorded since:
+     * the rows say what the transitions say. An unexpected input changes no state. */
+    if (how == 2) return;
+    for (uint64_t r = t->n_rows; r-- > 0 && t->rows[r].pkt_no >= pkt;)
+        if (t->rows[r].conn == c->id) t->rows[r].state[side] = state;
 }
 
 /* Set an endpoint's first known state (inferred from what it was seen doing). */

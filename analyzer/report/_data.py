@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from ..records import RawConn
+from ..relative import seq_bases
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,19 +40,25 @@ class Packets:
     server_state: NDArray[np.int64]
     unexpected: NDArray[np.bool_]
     anomalies: NDArray[np.int64]  # Wireshark's analysis flags (analyzer.anomalies.Anomaly)
+    # (client, server) base of relative sequence numbers: analyzer.relative's one rule
+    bases: tuple[int | None, int | None]
 
     def __len__(self) -> int:
         return len(self.pkt_no)
 
 
-def _to_packets(columns: dict[str, Any]) -> Packets:
+def _to_packets(columns: dict[str, Any], raw: RawConn) -> Packets:
     c = columns
+    # lazily, element by element: only the first packet or two are usually read
+    bases = seq_bases(raw.client_isn, raw.server_isn,
+                      zip(map(bool, c["from_client"]), map(int, c["flags"]), map(int, c["seq"]),
+                          map(int, c["ack"])))
     return Packets(c["pkt_no"].astype("int64"), c["ts_ns"], c["from_client"],
                    c["flags"].astype("int64"), c["seq"].astype("int64"),
                    c["ack"].astype("int64"), c["len"].astype("int64"),
                    c["win"].astype("int64"), c["client_state"].astype("int64"),
                    c["server_state"].astype("int64"), c["unexpected"],
-                   c["anomalies"].astype("int64"))
+                   c["anomalies"].astype("int64"), bases)
 
 
 def packets_of(capture: Capture, conn_id: int) -> Packets:
@@ -61,14 +69,14 @@ def packets_of(capture: Capture, conn_id: int) -> Packets:
     capture.record(conn_id)  # a clear UsageError for an unknown id
     columns = row_columns(capture.engine, conn_id)
     if len(columns["pkt_no"]):
-        return _to_packets(columns)
+        return _to_packets(columns, capture.raw(conn_id))
     again = capture.reread(conn_id)
     mine, theirs = capture.raw(conn_id), (again.raw(conn_id) if conn_id < len(again) else None)
     if theirs is None or (mine.first_packet, mine.last_packet, mine.client_port) != (
             theirs.first_packet, theirs.last_packet, theirs.client_port):
         raise UsageError(f"{capture.path}: connection {conn_id} has no packet rows; read the "
                          f"capture with record={conn_id} (or record=-2) to plot it")
-    return _to_packets(row_columns(again.engine, conn_id))
+    return _to_packets(row_columns(again.engine, conn_id), theirs)
 
 
 def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
@@ -84,7 +92,8 @@ def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
     order = np.argsort(conn, kind="stable")  # capture order within each connection
     ids, starts = np.unique(conn[order], return_index=True)
     bounds = list(starts[1:]) + [len(order)]
-    return {int(i): _to_packets({k: v[order[a:b]] for k, v in columns.items()})
+    return {int(i): _to_packets({k: v[order[a:b]] for k, v in columns.items()},
+                                capture.raw(int(i)))
             for i, a, b in zip(ids, starts, bounds)}
 
 

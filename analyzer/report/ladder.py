@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..fsm import Input, TcpState
+from ..relative import relative
 from ._data import (
     ACK,
     FIN,
@@ -99,18 +100,15 @@ def ladder_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
     return fig  # type: ignore[no-any-return]
 
 
-def _relative(pk: Packets, rec: dict[str, Any], k: int) -> tuple[int, int]:
-    hs = rec["handshake"]
-    mine = hs["client_isn"] if pk.from_client[k] else hs["server_isn"]
-    theirs = hs["server_isn"] if pk.from_client[k] else hs["client_isn"]
-    seq, ack = int(pk.seq[k]), int(pk.ack[k])
-    return ((seq - mine) % 2**32 if mine is not None else seq,
-            (ack - theirs) % 2**32 if theirs is not None else ack)
+def _relative(pk: Packets, k: int) -> tuple[int | None, int | None]:
+    """Packet k's relative seq and ack (analyzer.relative's rule, as show and frames)."""
+    mine, theirs = pk.bases if pk.from_client[k] else pk.bases[::-1]
+    return relative(int(pk.seq[k]), mine), relative(int(pk.ack[k]), theirs)
 
 
 def _label(pk: Packets, rec: dict[str, Any], k: int) -> str:
     flags = int(pk.flags[k])
-    rseq, rack = _relative(pk, rec, k)
+    rseq, rack = _relative(pk, k)
     text = f"{flag_names(flags)}  seq={rseq}"
     if flags & ACK:
         text += f" ack={rack}"

@@ -80,12 +80,10 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     hs = rec["handshake"]
     receiver = "server" if sender == "client" else "client"
     mine = pk.from_client if sender == "client" else ~pk.from_client
-    isn = hs[f"{sender}_isn"]
     sent_idx = np.flatnonzero(mine)
     back_idx = np.flatnonzero(~mine)
-    if isn is None:  # no SYN seen: start from the first sequence number of this side
-        isn = int(pk.seq[sent_idx[0]]) if len(sent_idx) else (
-            int(pk.ack[back_idx[0]]) if len(back_idx) else 0)
+    # relative to the sender's base: analyzer.relative's rule, as show, ladder and frames
+    isn = pk.bases[0 if sender == "client" else 1] or 0
     base = 0 if not absolute else isn
     span = int(pk.ts_ns[-1] - pk.ts_ns[0]) if len(pk) else 0
     unit, per = time_unit(span)
@@ -131,6 +129,9 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     not_syn = (pk.flags[acks] & SYN) == 0  # RFC 7323 2.2: a SYN's window is never scaled
     window = pk.win[acks] << np.where(not_syn, wscale, 0)
     drawn["acks"] = len(acks)
+    # the y of every segment and ACK by packet number (tests compare them with show)
+    drawn["seq_of"] = dict(zip(pk.pkt_no[sent_idx].tolist(), start.tolist()))
+    drawn["ack_of"] = dict(zip(pk.pkt_no[acks].tolist(), ack_rel.tolist()))
     _step(ax, at, ack_rel, COLOURS["ack"], f"ACK from {receiver}")
     edge = ack_rel + window
     _step(ax, at, edge, COLOURS["window"],
