@@ -68,8 +68,8 @@ def summary(cap: Capture) -> dict[str, Any]:
 CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start", "end",
                "duration", "packets_client", "packets_server", "payload_bytes_client",
                "payload_bytes_server", "conn_state", "history", "handshake_complete",
-               "simultaneous_open", "syn_retransmits", "synack_retransmits", "client_isn",
-               "server_isn", "irtt", "client_rtt", "server_rtt", "client_mss", "client_wscale",
+               "simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits",
+               "client_isn", "server_isn", "irtt", "client_rtt", "server_rtt", "client_mss", "client_wscale",
                "client_sack_permitted", "client_timestamps", "server_mss", "server_wscale",
                "server_sack_permitted", "server_timestamps", "close_kind", "close_initiator",
                "close_reset_by", "close_half_close", "close_time_wait", "client_states",
@@ -90,8 +90,8 @@ def flat(rec: dict[str, Any]) -> dict[str, Any]:
             row[f"{side}_{key}"] = opts.get(key)
         row[f"{side}_states"] = " ".join(name for _, name in rec["states"][side])
     row["handshake_complete"] = hs["complete"]
-    for key in ("simultaneous_open", "syn_retransmits", "synack_retransmits", "client_isn",
-                "server_isn", "irtt", "client_rtt", "server_rtt"):
+    for key in ("simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits",
+                "client_isn", "server_isn", "irtt", "client_rtt", "server_rtt"):
         row[key] = hs[key]
     row["close_kind"] = cl["kind"]
     for key in ("initiator", "reset_by", "half_close", "time_wait"):

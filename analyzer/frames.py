@@ -35,7 +35,8 @@ _FLAG_LETTERS: Final = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x1
 CONNECTION_COLUMNS: Final = (
     "id", "client", "server", "first_packet", "last_packet", "start", "end", "duration",
     "packets_client", "packets_server", "payload_bytes_client", "payload_bytes_server",
-    "conn_state", "history", "handshake_complete", "simultaneous_open", "syn_retransmits",
+    "conn_state", "history", "handshake_complete", "simultaneous_open", "fast_open",
+    "syn_retransmits",
     "synack_retransmits", "client_isn", "server_isn", "irtt", "client_rtt", "server_rtt",
     "client_mss", "client_wscale", "client_sack_permitted", "client_timestamps",
     "server_mss", "server_wscale", "server_sack_permitted", "server_timestamps",
@@ -121,6 +122,7 @@ def connections_frame(capture: Capture) -> pd.DataFrame:
         "history": pd.array(col("history"), dtype="string"),
         "handshake_complete": pd.array(col("handshake_complete"), dtype="bool"),
         "simultaneous_open": pd.array(col("simultaneous_open"), dtype="bool"),
+        "fast_open": pd.array(col("fast_open"), dtype="bool"),
         "syn_retransmits": pd.array(col("syn_retransmits"), dtype="int64"),
         "synack_retransmits": pd.array(col("synack_retransmits"), dtype="int64"),
         "client_isn": pd.array(col("client_isn"), dtype="UInt32"),

@@ -87,6 +87,7 @@ class RawConn(NamedTuple):
     zeek_resp_ip_bytes: int
     zeek_last_ns: int
     anomalies: tuple[int, ...]  # totals per analyzer.anomalies.Anomaly bit, in bit order
+    fast_open: bool  # the SYN-ACK acknowledged data sent in the SYN (RFC 7413)
 
 
 def endpoint(family: int, addr: bytes, port: int) -> str:
@@ -162,6 +163,7 @@ def build_record(raw: RawConn, transitions: list[tuple[int, int, int, int, int, 
         "handshake": {
             "complete": raw.handshake_complete,
             "simultaneous_open": raw.simultaneous_open,
+            "fast_open": raw.fast_open,
             "syn_retransmits": raw.syn_retransmits,
             "synack_retransmits": raw.synack_retransmits,
             "client_isn": raw.client_isn,

@@ -149,6 +149,7 @@ typedef struct {
     uint8_t roles_guessed;    /* no SYN decided the client */
     uint8_t flipped;
     uint8_t simultaneous_open;
+    uint8_t fast_open;        /* the SYN-ACK acknowledged data sent in the SYN (RFC 7413) */
     uint8_t finished;
     uint8_t close_kind, close_initiator, reset_by, time_wait;
     uint8_t half_close;

@@ -88,12 +88,13 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
     put_secs(b, c->last_ts - c->first_ts);
     put(b, ",\"packets\":{\"client\":%llu,\"server\":%llu},\"payload_bytes\":{\"client\":%llu,"
         "\"server\":%llu},\"conn_state\":\"%s\",\"history\":\"%s\",\"handshake\":{\"complete\":%s,"
-        "\"simultaneous_open\":%s,\"syn_retransmits\":%u,\"synack_retransmits\":%u,"
-        "\"client_isn\":",
+        "\"simultaneous_open\":%s,\"fast_open\":%s,\"syn_retransmits\":%u,"
+        "\"synack_retransmits\":%u,\"client_isn\":",
         (unsigned long long)o->pkts, (unsigned long long)r->pkts,
         (unsigned long long)o->payload, (unsigned long long)r->payload,
         NAMES_CS[c->conn_state], conn_hist_c(c), c->hs_complete ? "true" : "false",
-        c->simultaneous_open ? "true" : "false", o->syn_count ? o->syn_count - 1 : 0,
+        c->simultaneous_open ? "true" : "false", c->fast_open ? "true" : "false",
+        o->syn_count ? o->syn_count - 1 : 0,
         r->synack_count ? r->synack_count - 1 : 0);
     put_isn(b, o);
     put(b, ",\"server_isn\":");

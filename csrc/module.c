@@ -278,6 +278,7 @@ static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
     v[k++] = PyLong_FromUnsignedLongLong(r->z_ip_bytes);
     v[k++] = PyLong_FromLongLong(c->z_last_time);
     v[k++] = anomaly_counts(c);
+    v[k++] = PyBool_FromLong(c->fast_open);
     PyObject *t = PyTuple_New(k);
     if (!t) return NULL;
     for (int j = 0; j < k; j++) {

@@ -358,6 +358,9 @@ static void note_facts(Conn *c, int from, const Segment *s) {
         e->last_syn_pkt = s->pkt_no;
         if (f & F_ACK) {
             if (!e->sent_synack && p->sent_syn && c->hs_synack_ts == TS_UNSET) {
+                /* TCP Fast Open: the SYN's data is acknowledged with it (RFC 7413 4.2);
+                 * an ACK past SND.NXT never gets here (unacceptable_ack) */
+                c->fast_open = seq_gt(s->ack, p->syn_end);
                 c->hs_synack_ts = ts;
                 c->hs_syn_ts = p->last_syn_ts;
                 c->hs_first_syn_ts = p->first_syn_ts;

@@ -26,6 +26,7 @@ CONNECTION_DTYPES = {
     "duration": "timedelta64[ns]", "packets_client": "int64", "packets_server": "int64",
     "payload_bytes_client": "int64", "payload_bytes_server": "int64", "conn_state": "category",
     "history": "string", "handshake_complete": "bool", "simultaneous_open": "bool",
+    "fast_open": "bool",
     "syn_retransmits": "int64", "synack_retransmits": "int64", "client_isn": "UInt32",
     "server_isn": "UInt32", "irtt": "timedelta64[ns]", "client_rtt": "timedelta64[ns]",
     "server_rtt": "timedelta64[ns]", "client_mss": "Int64", "client_wscale": "Int64",
@@ -121,7 +122,7 @@ def test_connections_equal_cli_jsonl(name: str) -> None:
             assert opt(row[f"{side}_state"]) == final
         assert (row["conn_state"], row["history"]) == (rec["conn_state"], rec["history"])
         assert row["handshake_complete"] == hs["complete"]
-        for key in ("simultaneous_open", "syn_retransmits", "synack_retransmits"):
+        for key in ("simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits"):
             assert row[key] == hs[key]
         for key in ("client_isn", "server_isn"):
             assert opt(row[key]) == hs[key]

@@ -274,3 +274,40 @@ def test_linux_orphan_answers_data_with_rst(linux: LinuxCase) -> None:
     assert rec["close"]["reset_by"] == "client" and rec["close"]["time_wait"] is None
     assert rec["close"]["half_close"] is True
     assert states(rec, "client")[-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "CLOSED"]
+
+
+# ---- 7. TCP Fast Open -----------------------------------------------------------------------
+
+
+def test_fast_open_handshake() -> None:
+    """sv__tcp-fastopen-01~tfo.pcap: a cookie request, then a SYN carrying 86 octets that
+    the SYN-ACK acknowledges (RFC 7413): a valid handshake."""
+    path = example("sv__tcp-fastopen-01~tfo.pcap")
+    cookie, tfo = read(path)
+    assert cookie["handshake"]["fast_open"] is False and cookie["handshake"]["complete"]
+    hs = tfo["handshake"]
+    assert hs["fast_open"] is True and hs["complete"] and hs["server_options"]
+    assert hs["irtt"] == pytest.approx(0.000258)  # tshark's tcp.analysis.initial_rtt
+    assert tfo["unexpected"] == [] and tfo["close"]["kind"] == "three_way"
+    assert states(tfo, "client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK",
+                                     "CLOSED"]
+
+
+@pytest.mark.root
+def test_linux_fast_open(linux: LinuxCase) -> None:
+    """Linux with net.ipv4.tcp_fastopen=3: the first connection gets a cookie, the second
+    sends its request in the SYN (MSG_FASTOPEN)."""
+    path, facts = linux("fast_open")
+    recs = read(path)
+    [first] = by_client_port(recs, facts["port1"])
+    [second] = by_client_port(recs, facts["port2"])
+    assert first["handshake"]["fast_open"] is False
+    assert second["handshake"]["fast_open"] is True
+    for rec in (first, second):
+        assert rec["handshake"]["complete"] and rec["handshake"]["irtt"] is not None
+        assert rec["unexpected"] == [] and rec["close"]["kind"] in ("three_way", "four_way")
+        assert states(rec, "client")[:2] == ["SYN_SENT", "ESTABLISHED"]
+    assert second["payload_bytes"]["client"] == len("request 2\n")
+    # every output says so
+    cap = analyzer.read(str(path))
+    assert list(cap.connections["fast_open"]) == [False, True]

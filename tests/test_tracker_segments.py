@@ -59,6 +59,7 @@ def assert_plain_handshake(r: dict[str, Any]) -> None:
     assert r["handshake"] == {
         "complete": True,
         "simultaneous_open": False,
+        "fast_open": False,
         "syn_retransmits": 0,
         "synack_retransmits": 0,
         "client_isn": C,
