@@ -14,6 +14,7 @@ setup(
                 "csrc/zeek.c",
                 "csrc/jsonl.c",
                 "csrc/anomaly.c",
+                "csrc/merge.c",
             ],
             depends=[
                 "csrc/engine.h",
@@ -24,6 +25,7 @@ setup(
                 "csrc/jsonl.h",
                 "csrc/anomaly.h",
                 "csrc/anomaly_state.h",
+                "csrc/merge.h",
             ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .connection import Connection
+    from .merge import MergedFiles
 
-ProgressFn = Callable[[int, int], None]
+#: progress(bytes done, bytes in all, packets so far, connections so far)
+ProgressFn = Callable[[int, int, int, int], None]
 
 
 @dataclass
@@ -40,6 +42,9 @@ class Capture:
     live: Any = field(default=None, repr=False)
     # A copy of a non-seekable input (a pipe, ``-``) to read again (source.Spool), else None.
     spool: Any = field(default=None, repr=False)
+    # Several files read as one (read(paths, merge=True)): the files and where each
+    # packet number came from (analyzer.merge); ``path`` is then the files joined by "+".
+    merged: MergedFiles | None = field(default=None, repr=False)
 
     @property
     def running(self) -> bool:
@@ -138,6 +143,8 @@ class Capture:
         """The same file read again with the same options, keeping packet rows of
         connection ``record`` (or of every one with -2)."""
         options = {k: v for k, v in self.options.items() if k != "record"}
+        if self.merged is not None:
+            return read(self.merged.files, record=record, **options)
         if self.spool is None:
             return read(self.path, record=record, **options)
         again = read(self.spool.path, record=record, **options)
@@ -174,11 +181,12 @@ def new_engine(*, port: int | None = None, verify_checksums: bool = False,
                           else list(likely_server_ports))
 
 
-def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
-         zeek_timers: bool = False, record: int | None = None,
+def read(path: str | Sequence[str], *, port: int | None = None,
+         verify_checksums: bool = False, zeek_timers: bool = False, record: int | None = None,
          progress: ProgressFn | None = None, engine: str = "native",
-         likely_server_ports: Collection[int] | None = None) -> Capture:
-    """Analyse one capture file.
+         likely_server_ports: Collection[int] | None = None, merge: bool = False) -> Capture:
+    """Analyse one capture file, or with ``merge=True`` several files as one capture in
+    time order, as mergecap merges them (rotated captures: analyzer.merge).
 
     ``port`` keeps only segments to or from that TCP port. ``verify_checksums`` drops
     segments with a bad TCP checksum from the state machines, as Zeek does without -C.
@@ -194,6 +202,20 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     when its port is in the set, as in Zeek's ``likely_server_ports``, which depends on
     the scripts Zeek loaded); by default a SYN-ACK sender is always the server.
     """
+    if not isinstance(path, str):
+        paths = list(path)
+        if merge and len(paths) > 1:
+            if engine != "native":
+                raise UsageError("merging files needs the native engine")
+            from .merge import read_merged
+
+            return read_merged(paths, port=port, verify_checksums=verify_checksums,
+                               zeek_timers=zeek_timers, record=record, progress=progress,
+                               likely_server_ports=likely_server_ports)
+        if len(paths) != 1:
+            raise UsageError(f"{len(paths)} files: read(paths, merge=True) reads them as one "
+                             "capture; read each file on its own otherwise")
+        path = paths[0]
     if engine == "pyshark":
         from .engines import pyshark_engine
 
@@ -228,7 +250,8 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
         else:
             pending[:] = memoryview(chunk.data)[used:]
         if progress:
-            progress(chunk.position, source.size)
+            progress(chunk.position, source.size, tracker.stats()["frames"],
+                     tracker.conn_count())
     else:
         # End of input: feed the rest until nothing more is framed.
         while pending:
@@ -281,7 +304,8 @@ class TerminalProgress:
         self.last = 0.0
         self.shown = False
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, packets: int = 0, connections: int = 0
+                 ) -> None:
         now = time.monotonic()
         if now - self.last < 0.5:
             return

@@ -6,13 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TextIO, TypedDict
+from typing import TYPE_CHECKING, TextIO, TypedDict
+
+if TYPE_CHECKING:
+    from .errors import CaptureError
+    from .parallel import Options, Part
+    from .progress import Bar
 
 EXIT_BAD_INPUT = 2
 
 # Optional modules and the extra that installs each (pyproject.toml).
 OPTIONAL_MODULES = {"matplotlib": "plot", "numpy": "plot", "pandas": "notebook",
-                    "pyarrow": "notebook", "scapy": "capture", "pyshark": "pyshark"}
+                    "pyarrow": "notebook", "scapy": "capture", "pyshark": "pyshark",
+                    "dask": "dask", "distributed": "dask"}
 
 # Subcommands that live in their own modules. Each module imports only the standard
 # library at top level (so ``--help`` stays instant) and defines
@@ -41,6 +47,13 @@ FILE_HELP = ("a pcap or pcapng capture (tcpdump -w, Wireshark, dumpcap), optiona
 CONN_ID_HELP = "the connection's id: the first column of 'handshake read FILE' (0, 1, ...)"
 
 
+def _jobs(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"-j {value}: at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .argtypes import integer, port, ports
@@ -62,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "read one after the other")
     rd.add_argument("--port", type=port, help="only segments to or from this TCP port")
     rd.add_argument("--format", default="table",
-                    choices=("table", "jsonl", "json", "csv", "zeek"),
-                    help="output format (default: table)")
+                    choices=("table", "jsonl", "json", "csv", "zeek", "parquet"),
+                    help="output format (default: table); parquet writes a dataset "
+                         "partitioned by file into the directory given with -o")
     rd.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     rd.add_argument("--verify-checksums", action="store_true",
                     help="ignore segments with a bad TCP checksum, as Zeek does without -C")
@@ -77,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--engine", default="native", choices=("native", "pyshark"),
                     help="packet decoder: the compiled one (default), or tshark's through "
                          "pyshark for tunnels and other encapsulations (slower)")
+    # Many files (analyzer.merge, analyzer.parallel, analyzer.dask).
+    many = rd.add_argument_group("many files")
+    many.add_argument("--merge", action="store_true",
+                      help="read the files as one capture in time order, as mergecap "
+                           "merges them (rotated captures): a connection crossing files "
+                           "is one connection; packet numbers are the merged stream's")
+    many.add_argument("-j", "--jobs", type=_jobs, metavar="N",
+                      help="read N files at a time in worker processes (default: the "
+                           "number of cores); the output is the same as with -j 1")
 
     sh = sub.add_parser("show", help="one connection packet by packet with both states",
                         description="Show one connection packet by packet, like tcpdump, "
@@ -115,45 +138,86 @@ def _open_out(path: str | None) -> TextIO:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    from .capture import Capture, TerminalProgress, read
-    from .errors import CaptureError
-    from .formats import write
-    from .source import is_tty
+    from .errors import UsageError
+    from .parallel import check_inputs, default_jobs, run
+    from .progress import Bar
 
-    # In file order: a Capture, or the error that kept a file from being read at all (a
-    # missing file): the other files are still reported, as after a corrupt one.
-    results: list[Capture | CaptureError] = []
-    for path in args.files:
-        bar = TerminalProgress(path) if is_tty(sys.stderr) else None
+    options = {"port": args.port, "verify_checksums": args.verify_checksums,
+               "zeek_timers": args.zeek_timers, "engine": args.engine,
+               "likely_server_ports": args.zeek_likely_server_ports}
+    directory = None
+    if args.format == "parquet":
+        if not args.output or args.output == "-":
+            raise UsageError("--format parquet writes a directory: give it with -o DIR")
+        directory = args.output
+        import pyarrow  # noqa: F401  (a missing extra is one line before any reading)
+    # A file that cannot be opened (missing, not a capture) is one error line in its
+    # place; the others are still read and reported.
+    checked = check_inputs(args.files)
+    files = [path for path, error, _ in checked if error is None]
+    bar = Bar(sum(size for _, _, size in checked), len(files))
+    parts: list[Part] = []
+    if files:
+        out = None if directory else _open_out(args.output)
         try:
-            results.append(read(path, port=args.port, verify_checksums=args.verify_checksums,
-                                zeek_timers=args.zeek_timers, progress=bar,
-                                engine=args.engine,
-                                likely_server_ports=args.zeek_likely_server_ports))
-        except CaptureError as exc:
-            results.append(exc)
+            if args.merge:
+                parts = [_read_merged(files, options, args.format, out, directory, bar)]
+            else:
+                parts = run(files, options, args.format, args.jobs or default_jobs(), out,
+                            directory, bar)
         finally:
-            if bar:
-                bar.close()
-    captures = [r for r in results if isinstance(r, Capture)]
-    if captures:
-        out = _open_out(args.output)
-        try:
-            write(captures, args.format, out)
-        finally:
-            if out is not sys.stdout:
+            bar.close()
+            if out is not None and out is not sys.stdout:
                 out.close()
+    return _report(checked, parts, merged=args.merge)
+
+
+def _read_merged(files: list[str], options: Options, fmt: str, out: TextIO | None,
+                 directory: str | None, bar: Bar) -> Part:
+    """--merge: one capture; in Parquet each connection is in the partition of the
+    file that holds its first packet."""
+    from .capture import read
+    from .formats import write
+    from .parallel import Part, errors_of
+
+    cap = read(files, merge=True, progress=bar.progress_fn("merge"), **options)
+    if directory is not None:
+        from .parquet import write_partition
+
+        merged = cap.merged
+        frame = cap.connections
+        first = frame["first_packet"].map(lambda n: merged.locate(n)[0] if merged else "")
+        for path in files:
+            write_partition(frame[first == path], directory, path)
+    else:
+        assert out is not None
+        write([cap], fmt, out)
+    return Part(0, cap.path, list(cap.warnings), errors_of(cap))
+
+
+def _report(checked: list[tuple[str, CaptureError | None, int]], parts: list[Part], *,
+            merged: bool) -> int:
+    """Warnings and errors after the output, in the order the files were named (a merged
+    read's after the files that could not be opened)."""
     status = 0
-    for result in results:
-        if isinstance(result, CaptureError):
-            print(f"handshake: error: {result}", file=sys.stderr)
+    lines: list[str] = []
+    done = iter(parts)
+    for _, error, _ in checked:
+        if error is not None:
+            lines.append(f"handshake: error: {error}")
             status = EXIT_BAD_INPUT
             continue
-        for warning in result.warnings:
-            print(f"handshake: warning: {warning}", file=sys.stderr)
-        if result.error:
-            print(f"handshake: error: {result.error}", file=sys.stderr)
-            status = EXIT_BAD_INPUT
+        part = None if merged else next(done)
+        if part is not None:
+            lines += [f"handshake: warning: {w}" for w in part.warnings]
+            lines += [f"handshake: error: {e}" for e in part.errors]
+            status = status or (EXIT_BAD_INPUT if part.errors else 0)
+    for part in parts if merged else ():
+        lines += [f"handshake: warning: {w}" for w in part.warnings]
+        lines += [f"handshake: error: {e}" for e in part.errors]
+        status = status or (EXIT_BAD_INPUT if part.errors else 0)
+    for line in lines:
+        print(line, file=sys.stderr)
     return status
 
 

@@ -22,8 +22,18 @@ class CaptureError(HandshakeError):
                  packet: int | None = None) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+        self.message = message
         self.offset = offset
         self.packet = packet
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (worker processes, Dask workers send it back), keywords included.
+        return (_capture_error, (self.path, self.message, self.offset, self.packet))
+
+
+def _capture_error(path: str, message: str, offset: int | None, packet: int | None
+                   ) -> CaptureError:
+    return CaptureError(path, message, offset=offset, packet=packet)
 
 
 class UsageError(HandshakeError):

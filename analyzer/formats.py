@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -21,36 +22,113 @@ SHORT_STATE = {"CLOSED": "CL", "LISTEN": "LI", "SYN_SENT": "SS", "SYN_RECEIVED":
 
 
 def write(captures: Iterable[Capture], fmt: str, out: TextIO) -> None:
-    {"table": write_table, "jsonl": write_jsonl, "json": write_json, "csv": write_csv,
-     "zeek": write_zeek}[fmt](list(captures), out)
+    """The whole output of ``handshake read``: head, one part per capture, tail. A
+    parallel read (analyzer.parallel) writes the same pieces, each part made where its
+    file was read, so the bytes are the same."""
+    caps = list(captures)
+    merged = any(cap.merged for cap in caps)
+    out.write(head(fmt, len(caps), merged))
+    for index, cap in enumerate(caps):
+        write_part(cap, fmt, index, len(caps), out)
+    out.write(tail(fmt, len(caps)))
+
+
+def head(fmt: str, count: int, merged: bool = False) -> str:
+    """What comes before the first capture's part (``count`` captures in all)."""
+    if fmt == "csv":
+        columns = (("file",) if count > 1 else ()) + CSV_COLUMNS
+        return ",".join(columns + (MERGED_COLUMNS if merged else ())) + "\n"
+    if fmt == "json":
+        return "[\n" if count > 1 else ""
+    if fmt == "zeek":
+        return ("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
+                "#unset_field\t-\n#path\tconn\n"
+                f"#open\t{time.strftime('%Y-%m-%d-%H-%M-%S')}\n#fields\t"
+                + "\t".join(ZEEK_FIELDS) + "\n#types\t" + "\t".join(ZEEK_TYPES) + "\n")
+    return ""
+
+
+def tail(fmt: str, count: int) -> str:
+    if fmt == "json":
+        return "\n]\n" if count > 1 else "\n"
+    if fmt == "zeek":
+        return f"#close\t{time.strftime('%Y-%m-%d-%H-%M-%S')}\n"
+    return ""
+
+
+def write_part(cap: Capture, fmt: str, index: int, count: int, out: TextIO) -> None:
+    """Capture number ``index`` (of ``count``) in format ``fmt``."""
+    many = count > 1
+    if fmt == "jsonl":
+        _jsonl_part(cap, many, out)
+    elif fmt == "json":
+        _json_part(cap, index, many, out)
+    elif fmt == "csv":
+        _csv_part(cap, many, out)
+    elif fmt == "table":
+        _table_part(cap, many, out)
+    elif fmt == "zeek":
+        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in range(len(cap)))
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
 
 
 def _tag(rec: dict[str, Any], cap: Capture, many: bool) -> dict[str, Any]:
     if many:
         rec["file"] = cap.path
+    if cap.merged:  # several files read as one: where the first and last packets are
+        rec.update(cap.merged.fields(rec["first_packet"], rec["last_packet"]))
     return rec
+
+
+def _merged_jsonl(cap: Capture, lines: str) -> str:
+    """The engine's jsonl lines of a merged capture with the fields naming files."""
+    assert cap.merged is not None
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    out = []
+    for line in lines.splitlines():
+        numbers = _PACKETS.search(line)
+        assert numbers is not None
+        extra = cap.merged.fields(int(numbers[1]), int(numbers[2]))
+        out.append(line[:-1] + "," + dumps(extra)[1:] + "\n")
+    return "".join(out)
+
+
+_PACKETS = re.compile(r'"first_packet":(\d+),"last_packet":(\d+)')
 
 
 def write_jsonl(captures: list[Capture], out: TextIO) -> None:
     """One object per line. With one file the engine writes the lines itself (the same
     objects as records.build_record, tests/test_jsonl.py checks); several files add a
     "file" key to each."""
-    if len(captures) == 1:
-        cap = captures[0]
-        out.writelines(cap.engine.jsonl(start, 4096) for start in range(0, len(cap), 4096))
+    write(captures, "jsonl", out)
+
+
+def _jsonl_part(cap: Capture, many: bool, out: TextIO) -> None:
+    if not many:
+        for start in range(0, len(cap), 4096):
+            lines = cap.engine.jsonl(start, 4096)
+            out.write(_merged_jsonl(cap, lines) if cap.merged else lines)
         return
     dumps = json.JSONEncoder(separators=(",", ":")).encode
-    for cap in captures:
-        for rec in cap.records():
-            out.write(dumps(_tag(rec, cap, True)))
-            out.write("\n")
+    for rec in cap.records():
+        out.write(dumps(_tag(rec, cap, True)))
+        out.write("\n")
 
 
 def write_json(captures: list[Capture], out: TextIO) -> None:
-    doc = [{"file": cap.path, "summary": summary(cap), "connections": list(cap.records())}
-           for cap in captures]
-    json.dump(doc[0] if len(doc) == 1 else doc, out, indent=1)
-    out.write("\n")
+    write(captures, "json", out)
+
+
+def _json_part(cap: Capture, index: int, many: bool, out: TextIO) -> None:
+    doc = {"file": cap.path, "summary": summary(cap),
+           "connections": [_tag(rec, cap, False) for rec in cap.records()]}
+    if not many:
+        json.dump(doc, out, indent=1)
+        return
+    # As json.dump(list, indent=1) lays out an element: one level deeper.
+    text = json.dumps(doc, indent=1)
+    out.write(("" if index == 0 else ",\n") + " " + text.replace("\n", "\n "))
 
 
 def summary(cap: Capture) -> dict[str, Any]:
@@ -74,6 +152,10 @@ CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start",
                "server_sack_permitted", "server_timestamps", "close_kind", "close_initiator",
                "close_reset_by", "close_half_close", "close_time_wait", "client_states",
                "server_states", "roles_guessed", "unexpected", "anomalies")
+
+
+#: Columns naming the files of a connection's first and last packets (merged captures).
+MERGED_COLUMNS = ("first_file", "first_file_packet", "last_file", "last_file_packet")
 
 
 def flat(rec: dict[str, Any]) -> dict[str, Any]:
@@ -103,16 +185,21 @@ def flat(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_csv(captures: list[Capture], out: TextIO) -> None:
-    many = len(captures) > 1
+    write(captures, "csv", out)
+
+
+def _csv_part(cap: Capture, many: bool, out: TextIO) -> None:
     columns = (("file",) if many else ()) + CSV_COLUMNS
+    if cap.merged:
+        columns += MERGED_COLUMNS
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for cap in captures:
-        for rec in cap.records():
-            row = flat(rec)
-            if many:
-                row["file"] = cap.path
-            writer.writerow(row)
+    for rec in cap.records():
+        row = flat(rec)
+        if many:
+            row["file"] = cap.path
+        if cap.merged:
+            row.update(cap.merged.fields(rec["first_packet"], rec["last_packet"]))
+        writer.writerow(row)
 
 
 def _ms(seconds: float | None) -> str:
@@ -123,32 +210,35 @@ def _ms(seconds: float | None) -> str:
 
 def write_table(captures: list[Capture], out: TextIO) -> None:
     """80 columns: id, client, server, final states (client/server), close, iRTT, packets."""
+    write(captures, "table", out)
+
+
+def _table_part(cap: Capture, many: bool, out: TextIO) -> None:
     from .records import CLOSE_KINDS, STATE_NAMES, WHO, irtt_seconds
 
-    for cap in captures:
-        if len(captures) > 1:
-            out.write(f"== {cap.path}\n")
-        out.write(f"{'id':>3} {'client':<21} {'server':<21} {'c/s':<5} {'close':<12} "
-                  f"{'iRTT':>7} {'pkts':>4}\n")
-        lines = []
-        kinds: Counter[str] = Counter()
-        for i in range(len(cap)):
-            r = RawConn._make(cap.engine.conn(i))
-            states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
-                              for s in (r.client_final, r.server_final))
-            kind = CLOSE_KINDS[r.close_kind]
-            kinds[kind] += 1
-            who = WHO[r.close_initiator]
-            # refused is always the server, simultaneous always both: no initiator letter
-            close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
-                else kind
-            irtt = irtt_seconds(r)
-            lines.append(f"{r.id:>3} {endpoint(r.family, r.client_addr, r.client_port):<21} "
-                         f"{endpoint(r.family, r.server_addr, r.server_port):<21} "
-                         f"{states:<5} {close:<12} {_ms(irtt):>7} "
-                         f"{r.packets_client + r.packets_server:>4}\n")
-        out.writelines(lines)
-        out.write(_footer(cap, kinds))
+    if many:
+        out.write(f"== {cap.path}\n")
+    out.write(f"{'id':>3} {'client':<21} {'server':<21} {'c/s':<5} {'close':<12} "
+              f"{'iRTT':>7} {'pkts':>4}\n")
+    lines = []
+    kinds: Counter[str] = Counter()
+    for i in range(len(cap)):
+        r = RawConn._make(cap.engine.conn(i))
+        states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
+                          for s in (r.client_final, r.server_final))
+        kind = CLOSE_KINDS[r.close_kind]
+        kinds[kind] += 1
+        who = WHO[r.close_initiator]
+        # refused is always the server, simultaneous always both: no initiator letter
+        close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
+            else kind
+        irtt = irtt_seconds(r)
+        lines.append(f"{r.id:>3} {endpoint(r.family, r.client_addr, r.client_port):<21} "
+                     f"{endpoint(r.family, r.server_addr, r.server_port):<21} "
+                     f"{states:<5} {close:<12} {_ms(irtt):>7} "
+                     f"{r.packets_client + r.packets_server:>4}\n")
+    out.writelines(lines)
+    out.write(_footer(cap, kinds))
 
 
 def _footer(cap: Capture, kinds: Counter[str]) -> str:
@@ -202,11 +292,4 @@ def zeek_row(cap: Capture, r: RawConn) -> list[str]:
 
 
 def write_zeek(captures: list[Capture], out: TextIO) -> None:
-    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
-    out.write("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n"
-              "#unset_field\t-\n#path\tconn\n")
-    out.write(f"#open\t{stamp}\n#fields\t" + "\t".join(ZEEK_FIELDS) + "\n")
-    out.write("#types\t" + "\t".join(ZEEK_TYPES) + "\n")
-    for cap in captures:
-        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in range(len(cap)))
-    out.write(f"#close\t{time.strftime('%Y-%m-%d-%H-%M-%S')}\n")
+    write(captures, "zeek", out)

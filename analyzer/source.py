@@ -133,6 +133,7 @@ class FileSource:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.chunk_size = CHUNK  # smaller when many files are read at once (merge.py)
         raw, self.size = open_capture_file(path)
         try:
             seekable = path != STDIN and raw.seekable()
@@ -172,12 +173,12 @@ class FileSource:
         """The next chunk. For gzip, read1 pieces so that data decompressed before a cut
         or a bad CRC is still delivered."""
         if not self.compressed:
-            return _read_head(self._stream, CHUNK)
+            return _read_head(self._stream, self.chunk_size)
         parts: list[bytes] = []
         size = 0
-        while size < CHUNK:
+        while size < self.chunk_size:
             try:
-                piece = self._stream.read1(CHUNK - size)  # type: ignore[attr-defined]
+                piece = self._stream.read1(self.chunk_size - size)  # type: ignore[attr-defined]
             except EOFError:  # gzip stream cut off: what came before is good
                 self.truncated_stream = True
                 break

@@ -6,6 +6,7 @@
 #include "framing.h"
 #include "track.h"
 #include "jsonl.h"
+#include "merge.h"
 
 uint64_t conn_zeek_size(const Conn *c, int role_orig);
 
@@ -94,6 +95,24 @@ static PyObject *Engine_feed(EngineObject *self, PyObject *arg) {
         return NULL;
     }
     return PyLong_FromLong(n);
+}
+
+/* feed_frames(data): records already framed and put in time order by a Merger
+ * (csrc/merge.c), tracked as the packets of one capture. */
+static PyObject *Engine_feed_frames(EngineObject *self, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    long n;
+    Py_BEGIN_ALLOW_THREADS
+    n = frames_feed(b.buf, (size_t)b.len, tracker_frame, &self->tracker);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (self->tracker.oom) return PyErr_NoMemory();
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "feed_frames: not a Merger.drain() buffer");
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *Engine_feed_segment(EngineObject *self, PyObject *args, PyObject *kw) {
@@ -455,6 +474,8 @@ fail:
 static PyMethodDef Engine_methods[] = {
     {"feed", (PyCFunction)Engine_feed, METH_O,
      "feed(data) -> bytes consumed: frame, decode and track every complete record."},
+    {"feed_frames", (PyCFunction)Engine_feed_frames, METH_O,
+     "feed_frames(data): track the framed records of Merger.drain()."},
     {"feed_segment", (PyCFunction)(void (*)(void))Engine_feed_segment,
      METH_VARARGS | METH_KEYWORDS, "Track one already-decoded TCP segment."},
     {"note_time", (PyCFunction)Engine_note_time, METH_VARARGS,
@@ -533,5 +554,6 @@ PyMODINIT_FUNC PyInit__engine(void) {
     Py_INCREF(&EngineType);
     PyModule_AddObject(m, "Engine", (PyObject *)&EngineType);
     PyModule_AddObject(m, "FormatError", FormatError);
+    if (merge_register(m, FormatError) < 0) return NULL;
     return m;
 }

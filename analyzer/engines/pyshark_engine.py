@@ -167,7 +167,8 @@ class _Feeder:
             if cols[CAP_LEN].isdigit():  # about the file's bytes (a pcap record header)
                 self.bytes_seen += int(cols[CAP_LEN]) + 16
             if progress:
-                progress(min(self.bytes_seen, size), size)
+                progress(min(self.bytes_seen, size), size, self.frames,
+                         self.engine.conn_count())
         self.lines_left = False
 
     def _skip(self, reason: str) -> None:

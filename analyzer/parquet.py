@@ -1,0 +1,42 @@
+"""``--format parquet -o DIR``: the connections as a Parquet dataset partitioned by file.
+
+The layout is Hive's, which DuckDB (``read_parquet('DIR/**/*.parquet',
+hive_partitioning=true)``), pandas/pyarrow (``pd.read_parquet(DIR)``) and Spark
+(``spark.read.parquet(DIR)``) read as one table with a ``file`` column:
+``DIR/file=<the path as given, percent-encoded>/part-0.parquet``, one directory per
+input file. The columns are those of ``Capture.connections``; times are written in
+microseconds (Spark does not read nanosecond Parquet timestamps), durations and RTTs as
+Arrow durations in nanoseconds. pyarrow is imported here only.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PARTITION = "file"
+
+
+def partition_dir(directory: str, path: str) -> str:
+    """Where the rows of input ``path`` go: ``DIR/file=<percent-encoded path>``."""
+    return os.path.join(directory, f"{PARTITION}={urllib.parse.quote(path, safe='')}")
+
+
+def write_partition(frame: pd.DataFrame, directory: str, path: str) -> str:
+    """One input's connections (a ``Capture.connections`` frame) as its partition;
+    returns the file written. An input without connections still gets its (empty)
+    part, so every input is listed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = partition_dir(directory, path)
+    os.makedirs(target, exist_ok=True)
+    table = pa.Table.from_pandas(frame.drop(columns=[PARTITION], errors="ignore"),
+                                 preserve_index=False)
+    name = os.path.join(target, "part-0.parquet")
+    pq.write_table(table, name, coerce_timestamps="us", allow_truncated_timestamps=True)
+    return name
