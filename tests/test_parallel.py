@@ -78,10 +78,16 @@ def test_parallel_parquet_is_the_serial_parquet(inputs: list[str], tmp_path: Pat
     assert set(one["file"]) == set(inputs)
 
 
-def test_a_missing_file_is_one_line_before_any_output(inputs: list[str]) -> None:
-    done = handshake("read", "-j", "2", "--format", "json", inputs[0], "/nonexistent.pcap")
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "handshake: error: /nonexistent.pcap: no such file\n"
+def test_a_missing_file_is_one_line_in_its_place_and_the_others_are_read(
+        inputs: list[str]) -> None:
+    args = ("--format", "json", inputs[0], "/nonexistent.pcap", inputs[2], inputs[3])
+    serial, parallel = handshake("read", "-j", "1", *args), handshake("read", "-j", "2", *args)
+    assert serial.returncode == parallel.returncode == 2
+    assert serial.stdout == parallel.stdout
+    assert [d["file"] for d in json.loads(parallel.stdout)] == [inputs[0], inputs[2], inputs[3]]
+    assert parallel.stderr.splitlines() == serial.stderr.splitlines() == [
+        "handshake: error: /nonexistent.pcap: no such file",
+        f"handshake: warning: {inputs[3]}: truncated at byte 11431 after packet 130"]
 
 
 def _on_a_pty(*args: str) -> tuple[str, str]:
