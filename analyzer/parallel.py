@@ -93,8 +93,9 @@ def check_inputs(paths: Sequence[str]) -> list[tuple[str, CaptureError | None, i
 
     checked: list[tuple[str, CaptureError | None, int]] = []
     for path in paths:
-        if path == "-":
-            checked.append((path, None, 0))
+        if path == "-" or (os.path.exists(path) and not os.path.isfile(path)
+                           and not os.path.isdir(path)):
+            checked.append((path, None, 0))  # a pipe: opening it would consume its start
             continue
         try:
             source = open_source(path)
@@ -115,7 +116,8 @@ def run(paths: Sequence[str], options: Options, fmt: str, jobs: int, out: TextIO
 
     if out is not None:
         out.write(head(fmt, len(paths)))
-    if jobs <= 1 or len(paths) <= 1 or "-" in paths:
+    # Pipes (-, <(zcat ...)) belong to this process: read everything here then.
+    if jobs <= 1 or len(paths) <= 1 or not all(os.path.isfile(p) for p in paths):
         parts = [render(p, options, fmt, i, len(paths), out, directory, bar.progress_fn(i))
                  for i, p in enumerate(paths)]
     else:
