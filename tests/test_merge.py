@@ -170,9 +170,9 @@ def test_tcpdump_rotated_by_time_merges_to_the_unsplit_capture(rotated: Path) ->
     # Read file by file (no --merge) the long connections fall apart into pieces.
     pieces = jsonl(*files)
     assert len(pieces) > len(merged)
-    assert all(r["close"]["kind"] in ("four_way", "three_way", "reset", "refused",
-                                      "simultaneous") for r in merged
-               if r["first_file"] != r["last_file"])
+    # ... while merged, a connection opened in one file is closed in another.
+    assert any(r["handshake"]["complete"] and r["close"]["kind"] in ("four_way", "three_way")
+               for r in merged if r["first_file"] != r["last_file"])
 
 
 @needs_capture
