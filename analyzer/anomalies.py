@@ -1,8 +1,12 @@
 """Per-packet TCP anomalies with Wireshark's definitions (computed in csrc/anomaly.c).
 
-The bit order here is the engine's (csrc/anomaly_state.h, ``AN_*``); tests/test_anomalies.py
-checks that they match. Each flag names the ``tcp.analysis.*`` field tshark sets for it
-and the tag Wireshark puts in its Info column.
+Each bit is one ``tcp.analysis.*`` field of tshark 4.0, with that field's meaning: so
+RETRANSMISSION is also set on fast and spurious retransmissions, as tshark sets
+``tcp.analysis.retransmission`` on them, and a record's ``retransmission`` count is the
+number of packets where tshark shows that field. The bit order here is the engine's
+(csrc/anomaly_state.h, ``AN_*``); tests/test_anomalies.py checks that they match. Each
+flag names the ``tcp.analysis.*`` field tshark sets for it and the tag Wireshark puts in
+its Info column.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Final
 
 
 class Anomaly(enum.IntFlag):
-    RETRANSMISSION = 1 << 0
+    RETRANSMISSION = 1 << 0        # set on fast and spurious ones too, as tshark's field
     FAST_RETRANSMISSION = 1 << 1
     SPURIOUS_RETRANSMISSION = 1 << 2
     OUT_OF_ORDER = 1 << 3
@@ -55,8 +59,15 @@ TAGS: Final = {
 }
 
 
+#: A fast or spurious retransmission also carries RETRANSMISSION (tshark's field), but
+#: Wireshark's Info column names only the specific kind.
+SPECIFIC_RETRANSMISSIONS: Final = Anomaly.FAST_RETRANSMISSION | Anomaly.SPURIOUS_RETRANSMISSION
+
+
 def tags(bits: int, dup_ack_num: int = 0) -> list[str]:
     """Wireshark's Info-column tags for one packet, most telling first."""
+    if bits & SPECIFIC_RETRANSMISSIONS:
+        bits &= ~Anomaly.RETRANSMISSION
     out = []
     for flag in reversed(list(Anomaly)):
         if bits & flag:

@@ -51,9 +51,15 @@ uint32_t anomaly_segment(Conn *c, int from, const Segment *s, uint32_t *dup_ack_
     uint32_t a = 0;
     *dup_ack_num = 0;
 
-    /* PORTS REUSED: a SYN (or SYN-ACK) with another ISN than this direction's starts a
-     * new conversation for Wireshark, whatever this engine does with the connection. */
-    if ((fl & F_SYN) && fwd->base_set && seq != fwd->base_seq) {
+    /* PORTS REUSED: a SYN with another ISN than this direction's starts a new
+     * conversation for Wireshark (fresh analysis), whatever this engine does with the
+     * connection. A SYN-ACK with another ISN is flagged too, but Wireshark only moves
+     * that direction's base: the analysis goes on (so its first segment may be "after
+     * a segment not captured" and the ACK of it "ACKed unseen"). */
+    if ((fl & (F_SYN | F_ACK)) == (F_SYN | F_ACK) && fwd->base_set && seq != fwd->base_seq) {
+        fwd->base_seq = seq;
+        a |= BIT(AN_REUSED_PORTS);
+    } else if ((fl & F_SYN) && fwd->base_set && seq != fwd->base_seq) {
         for (int i = 0; i < 2; i++) {
             AnomSide *e = &c->s[i].an;
             uint32_t keep[AN__COUNT];
@@ -73,10 +79,6 @@ uint32_t anomaly_segment(Conn *c, int from, const Segment *s, uint32_t *dup_ack_
         rev->base_seq = ack - 1;
         rev->base_set = 1;
     }
-    /* The first RTT (Wireshark's iRTT): SYN to the first segment that is a bare ACK. */
-    if ((fl & (F_SYN | F_ACK)) == F_SYN) c->an_syn_ts = now, c->an_syn_seen = 1;
-    else if ((fl & (F_SYN | F_ACK)) == F_ACK && c->an_syn_seen && !c->an_first_rtt)
-        c->an_first_rtt = now - c->an_syn_ts;
     if (fl & F_SYN) window_scaling(fwd, rev, s);
 
 
@@ -120,11 +122,19 @@ uint32_t anomaly_segment(Conn *c, int from, const Segment *s, uint32_t *dup_ack_
 finished_fwd:
     if (ack != fwd->lastack) fwd->dupacknum = 0;
 
-    /* ACKED LOST: this acknowledges data of the other direction never captured (then
-     * wait for the next hole: Wireshark 4.0 moves the mark to the highest seq seen). */
+    /* ACKED LOST: this acknowledges data of the other direction never captured. Once per
+     * gap, as tshark 4.0: a hole below the highest seq seen is reported once (the mark
+     * moves up to that seq); an ACK beyond everything seen is reported once until the
+     * other direction changes its own ACK (its dupacknum, set to -1 here, stands for
+     * "already reported", and a duplicate ACK of its own turns it back into 1). */
     if (rev->maxseqtobeacked && gt_seq(ack, rev->maxseqtobeacked) && (fl & F_ACK)) {
-        a |= BIT(AN_ACK_LOST_SEGMENT);
-        rev->maxseqtobeacked = rev->nextseq;
+        if (lt_seq(rev->maxseqtobeacked, rev->nextseq)) {
+            rev->maxseqtobeacked = rev->nextseq;
+            a |= BIT(AN_ACK_LOST_SEGMENT);
+        } else {
+            if (rev->dupacknum == 0) a |= BIT(AN_ACK_LOST_SEGMENT);
+            rev->dupacknum = -1;
+        }
     }
 
     /* RETRANSMISSION / FAST RETRANSMISSION / SPURIOUS / OUT-OF-ORDER */
@@ -155,6 +165,10 @@ finished_fwd:
     }
 
 finished_retransmission:;
+    /* tshark sets tcp.analysis.retransmission on fast and spurious retransmissions too
+     * (their expert info is added with the generic one): the bits are its fields. */
+    if (a & (BIT(AN_FAST_RETRANSMISSION) | BIT(AN_SPURIOUS_RETRANSMISSION)))
+        a |= BIT(AN_RETRANSMISSION);
     uint32_t nextseq = seq + seglen;
     if ((seglen || (fl & (F_SYN | F_FIN))) && (fl & (F_SYN | F_FIN))) nextseq += 1;
     if ((gt_seq(nextseq, fwd->nextseq) || !fwd->nextseq) && !(a & BIT(AN_ZERO_WINDOW_PROBE))) {
@@ -164,6 +178,17 @@ finished_retransmission:;
     if ((seq == fwd->maxseqtobeacked || !fwd->maxseqtobeacked) &&
         !(a & BIT(AN_ZERO_WINDOW_PROBE)))
         fwd->maxseqtobeacked = fwd->nextseq;
+    /* A SYN again (same ISN): tshark 4.0 takes this direction back to the end of what it
+     * sent without a hole, so a jump (a RST far ahead, a segment after a gap) is
+     * forgotten; a SYN-ACK again is not (measured with tshark 4.0.17). */
+    if ((fl & (F_SYN | F_ACK)) == F_SYN && fwd->maxseqtobeacked)
+        fwd->nextseq = fwd->maxseqtobeacked;
+    /* The first RTT (Wireshark's iRTT): SYN to the first segment with ACK and no SYN.
+     * Wireshark takes it after analysing that segment, so the segment itself is still
+     * judged with the 3 ms out-of-order threshold. */
+    if ((fl & (F_SYN | F_ACK)) == F_SYN) c->an_syn_ts = now, c->an_syn_seen = 1;
+    else if ((fl & (F_SYN | F_ACK)) == F_ACK && c->an_syn_seen && !c->an_first_rtt)
+        c->an_first_rtt = now - c->an_syn_ts;
     fwd->window = (uint16_t)window;
     fwd->window_from_syn = (fl & F_SYN) != 0;
     fwd->lastack = ack;
