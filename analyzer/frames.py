@@ -157,7 +157,8 @@ def connections_frame(capture: Capture) -> pd.DataFrame:
 def transitions_frame(capture: Capture, conn_ids: list[int] | None = None) -> pd.DataFrame:
     """Every state change of every endpoint, in order: ``conn_id, endpoint, time, state,
     packet, how, input``. ``how`` is ``normal``, ``inferred`` (the initial state of an
-    endpoint whose opening was not seen, e.g. the server's LISTEN) or ``unexpected``: an
+    endpoint whose opening was not seen, e.g. the server's LISTEN, or a change a later
+    packet proves, e.g. ESTABLISHED at an ACK of a SYN-ACK not captured) or ``unexpected``: an
     input RFC 9293 does not allow in ``state``; the state did not change (these rows are
     the jsonl ``unexpected`` list)."""
     import pandas as pd

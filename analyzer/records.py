@@ -116,7 +116,10 @@ def _delta(later: int | None, earlier: int | None) -> float | None:
 
 def irtt_seconds(raw: RawConn) -> float | None:
     """SYN -> SYN-ACK plus SYN-ACK -> ACK, each on the segment it answers: a lost
-    SYN-ACK's retransmission timeout is not round-trip time."""
+    SYN-ACK's retransmission timeout is not round-trip time. When the SYN-ACK was not
+    captured (a one-direction tap), SYN -> the ACK that answered it."""
+    if raw.synack_ns is None and raw.syn_ns is not None and raw.ack_ns is not None:
+        return secs(raw.ack_ns - raw.syn_ns)
     if None in (raw.syn_ns, raw.synack_ns, raw.synack_answered_ns, raw.ack_ns):
         return None
     return secs((raw.ack_ns - raw.synack_answered_ns)  # type: ignore[operator]

@@ -77,7 +77,8 @@ typedef struct {
     uint32_t conn;        /* the connection's index (live readers drain in order) */
     uint8_t side;         /* key side (0 or 1), mapped to client/server at output */
     uint8_t state;        /* TcpState */
-    uint8_t how;          /* 0 normal, 1 inferred initial state, 2 unexpected input */
+    uint8_t how;          /* 0 normal, 1 inferred (an initial state, or proved by a later
+                           * packet: a SYN-ACK not captured), 2 unexpected input */
     uint8_t input;        /* the Input that caused it (or 0xFF for an initial state) */
 } Transition;
 

@@ -101,8 +101,11 @@ int conn_json(const Tracker *t, const Conn *c, Buf *b) {
     put_isn(b, r);
     put(b, ",\"irtt\":");
     /* iRTT is the sum of the two halves, each measured on the segment it answers, so
-     * a lost SYN-ACK's retransmission timeout is not counted as round-trip time. */
-    if (c->hs_ack_ts == TS_UNSET || c->hs_synack_last_ts == TS_UNSET ||
+     * a lost SYN-ACK's retransmission timeout is not counted as round-trip time; without
+     * a captured SYN-ACK, SYN -> ACK (records.irtt_seconds says the same). */
+    if (c->hs_synack_ts == TS_UNSET && c->hs_ack_ts != TS_UNSET && c->hs_syn_ts != TS_UNSET)
+        put_secs(b, c->hs_ack_ts - c->hs_syn_ts);
+    else if (c->hs_ack_ts == TS_UNSET || c->hs_synack_last_ts == TS_UNSET ||
         c->hs_synack_ts == TS_UNSET || c->hs_syn_ts == TS_UNSET)
         put(b, "null");
     else

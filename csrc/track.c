@@ -138,8 +138,10 @@ static void set_initial(Tracker *t, Conn *c, int side, uint8_t state, int64_t ts
     add_transition(t, c, side, state, 1, 0xFF, ts, pkt);
 }
 
-/* Feed one input to one endpoint through the RFC 9293 table (analyzer.fsm). */
-static int rfc_input(Tracker *t, Conn *c, int side, int input, int64_t ts, uint64_t pkt) {
+/* Feed one input to one endpoint through the RFC 9293 table (analyzer.fsm); `how` says
+ * whether the input was seen (HOW_NORMAL) or is proved by a later packet (HOW_INFERRED). */
+static int rfc_input_how(Tracker *t, Conn *c, int side, int input, int64_t ts, uint64_t pkt,
+                         uint8_t how) {
     Side *e = &c->s[side];
     if (e->st == ST_NONE) return 0;
     uint8_t nxt = t->fsm[e->st * N_INPUTS + input];
@@ -150,9 +152,13 @@ static int rfc_input(Tracker *t, Conn *c, int side, int input, int64_t ts, uint6
     }
     if (nxt != e->st) {
         e->st = nxt;
-        add_transition(t, c, side, nxt, 0, (uint8_t)input, ts, pkt);
+        add_transition(t, c, side, nxt, how, (uint8_t)input, ts, pkt);
     }
     return 0;
+}
+
+static int rfc_input(Tracker *t, Conn *c, int side, int input, int64_t ts, uint64_t pkt) {
+    return rfc_input_how(t, c, side, input, ts, pkt, HOW_NORMAL);
 }
 
 /* The peer's FIN was applied to `side` (-> CLOSE_WAIT) when it was captured, but the
@@ -225,6 +231,15 @@ static inline int unacceptable_ack(const Side *to, const Segment *s) {
            !(seq_gt(s->ack, to->isn) && seq_geq(to->nxt, s->ack));
 }
 
+/* The sender waits in SYN-SENT, yet its next segment after the SYN acknowledges
+ * something: it received a SYN-ACK the capture missed (a tap that sees one direction, a
+ * drop at the capture point). RFC 9293 3.10.7.3 fourth: only an acceptable SYN-ACK takes
+ * SYN-SENT to sending ACKs. */
+static inline int acks_unseen_synack(const Side *e, const Segment *s) {
+    return (s->flags & (F_SYN | F_ACK | F_RST)) == F_ACK && awaits_synack(e) &&
+           s->seq == e->nxt;
+}
+
 /* Infer the sender's state the first time it is seen. */
 static void infer_sender(Tracker *t, Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
@@ -263,7 +278,7 @@ static void infer_receiver(Tracker *t, Conn *c, int to, const Segment *s) {
     set_initial(t, c, to, syn ? TS_SYN_SENT : TS_ESTABLISHED, s->ts_ns, s->pkt_no);
 }
 
-static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
+static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s, int unseen_synack) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     int to = from ^ 1;
     uint8_t f = s->flags;
@@ -296,6 +311,22 @@ static void rfc_segment(Tracker *t, Conn *c, int from, const Segment *s) {
             goto receiver;
         }
     }
+    /* A client acknowledging a SYN-ACK that was not captured: what that proves, marked
+     * inferred. The client got it (-> ESTABLISHED); a server not seen yet was listening
+     * and answered the last SYN (LISTEN -> SYN_RECEIVED); this ACK completes its side. */
+    if (unseen_synack) {
+        rfc_input_how(t, c, from, IN_RECV_SYN_ACK, ts, pkt, HOW_INFERRED);
+        if (p->st == ST_NONE) {
+            set_initial(t, c, to, TS_LISTEN, e->first_syn_ts, c->first_pkt);
+            rfc_input_how(t, c, to, IN_RECV_SYN, e->last_syn_ts, e->last_syn_pkt,
+                          HOW_INFERRED);
+        }
+    }
+    /* A server in SYN_RECEIVED sending data got the ACK of its SYN-ACK, captured or not
+     * (Fast Open servers may send before it: not inferred for them). */
+    if (!syn && !rst && ack && s->payload_len && e->st == TS_SYN_RECEIVED && e->sent_synack &&
+        !c->fast_open)
+        rfc_input_how(t, c, from, IN_RECV_ACK_OF_SYN, ts, pkt, HOW_INFERRED);
     /* The sender: what it sent says what it did (SYN, then FIN, then RST). */
     if (syn) rfc_input(t, c, from, ack ? IN_SEND_SYN_ACK : IN_SEND_SYN, ts, pkt);
     if (fin) rfc_input(t, c, from, IN_SEND_FIN, ts, pkt);
@@ -314,8 +345,8 @@ receiver:
         return;
     }
     if (syn) rfc_input(t, c, to, ack ? IN_RECV_SYN_ACK : IN_RECV_SYN, ts, pkt);
-    if (ack && !syn && (p->sent_syn || p->sent_synack) && p->st == TS_SYN_RECEIVED &&
-        seq_geq(s->ack, p->syn_end))
+    if (ack && !syn && p->st == TS_SYN_RECEIVED &&
+        (unseen_synack || ((p->sent_syn || p->sent_synack) && seq_geq(s->ack, p->syn_end))))
         rfc_input(t, c, to, IN_RECV_ACK_OF_SYN, ts, pkt);
     if (ack && p->sent_fin && !p->fin_acked_pkt && seq_geq(s->ack, p->fin_end)) {
         p->fin_acked_ts = ts;
@@ -338,7 +369,7 @@ receiver:
 
 /* ---- handshake and close facts --------------------------------------------------------- */
 
-static void note_facts(Conn *c, int from, const Segment *s) {
+static void note_facts(Conn *c, int from, const Segment *s, int unseen_synack) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     uint8_t f = s->flags;
     int64_t ts = s->ts_ns;
@@ -374,6 +405,11 @@ static void note_facts(Conn *c, int from, const Segment *s) {
             e->sent_syn = 1;
             e->syn_count++;
         }
+    } else if (unseen_synack && c->hs_synack_ts == TS_UNSET && c->hs_ack_ts == TS_UNSET) {
+        /* the SYN-ACK was not captured: SYN -> ACK is still measurable (the iRTT) */
+        c->hs_syn_ts = e->last_syn_ts;
+        c->hs_first_syn_ts = e->first_syn_ts;
+        c->hs_ack_ts = ts;
     } else if ((f & F_ACK) && c->hs_synack_ts != TS_UNSET && c->hs_ack_ts == TS_UNSET &&
                e->sent_syn &&
                p->sent_synack && seq_geq(s->ack, p->syn_end)) {
@@ -458,7 +494,7 @@ static void self_segment(Tracker *t, Conn *c, const Segment *s) {
         if (fin) self_input(t, c, IN_RECV_FIN, s);
     }
     /* Facts: the SYN-ACK is the "server" half, everything else the "client" half. */
-    note_facts(c, (syn && ack) ? 1 : 0, s);
+    note_facts(c, (syn && ack) ? 1 : 0, s, 0);
     Side *o = &c->s[1];
     if (fin && !o->sent_fin) { /* its one FIN closes both halves, neither acking the other */
         o->sent_fin = 1;
@@ -557,8 +593,10 @@ void tracker_segment(Tracker *t, const Segment *s) {
     if (c->self_connect) {
         self_segment(t, c, s);
     } else {
-        rfc_segment(t, c, from, s);
-        note_facts(c, from, s);
+        /* judged before either moves the state: both act on it */
+        int unseen_synack = acks_unseen_synack(e, s);
+        rfc_segment(t, c, from, s, unseen_synack);
+        note_facts(c, from, s, unseen_synack);
     }
     uint32_t dup_ack_num, anomalies = anomaly_segment(c, from, s, &dup_ack_num);
 

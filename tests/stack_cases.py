@@ -301,8 +301,9 @@ def fast_open(tap: Tap, out: str) -> dict[str, int]:
 
 
 def one_direction(tap: Tap, out: str) -> dict[str, int]:
-    """An ordinary connection; the second file keeps only the client's packets, as a tap
-    on one direction of an asymmetric path (or `tcpdump -Q out` on the client) sees it."""
+    """An ordinary connection; OUT-client.pcap keeps only the client's packets and
+    OUT-server.pcap only the server's, as a tap on one direction of an asymmetric path
+    (or `tcpdump -Q out` on one host) sees it."""
     lsock = listener()
     cli = client()
     port = cli.getsockname()[1]
@@ -318,6 +319,7 @@ def one_direction(tap: Tap, out: str) -> dict[str, int]:
     tap.wait("the close", closed(port))
     tap.write(out)
     tap.write(out.replace(".pcap", "-client.pcap"), keep=lambda s: s.sport == port)
+    tap.write(out.replace(".pcap", "-server.pcap"), keep=lambda s: s.sport == SERVER[1])
     return {"client_port": port}
 
 

@@ -311,3 +311,74 @@ def test_linux_fast_open(linux: LinuxCase) -> None:
     # every output says so
     cap = analyzer.read(str(path))
     assert list(cap.connections["fast_open"]) == [False, True]
+
+
+# ---- 6. captures missing a direction ---------------------------------------------------------
+
+INFERRED = 1  # Engine.transitions' "how" code (analyzer.frames.HOW)
+
+
+def how_of(cap: analyzer.Capture, conn_id: int, role: int, state: str) -> int:
+    """How the endpoint (0 client, 1 server) reached ``state``: seen or inferred."""
+    from analyzer.fsm import TcpState
+    [how] = [h for r, st, _ts, _pkt, h, _inp in cap.engine.transitions(conn_id)
+             if r == role and st == TcpState[state]]
+    return int(how)
+
+
+def test_one_direction_capture_infers_the_handshake() -> None:
+    """nd__whatsapp.pcap holds only the client's packets: every client that sends the
+    handshake ACK is ESTABLISHED (inferred), and the iRTT is SYN -> ACK as tshark's."""
+    path = example("nd__whatsapp.pcap")
+    cap = analyzer.read(str(path))
+    recs = list(cap.records())
+    assert all(r["packets"]["server"] == 0 for r in recs)
+    for rec in recs:
+        assert states(rec, "client")[:2] == ["SYN_SENT", "ESTABLISHED"], rec["client"]
+        assert states(rec, "server")[:3] == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+        assert how_of(cap, rec["id"], 0, "ESTABLISHED") == INFERRED
+        assert rec["close"]["kind"] != "unanswered" and rec["unexpected"] == []
+        assert rec["handshake"]["irtt"] is not None and not rec["handshake"]["complete"]
+    if shutil.which("tshark"):
+        out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "tcp.analysis.initial_rtt",
+                              "-T", "fields", "-e", "tcp.srcport", "-e",
+                              "tcp.analysis.initial_rtt"],
+                             capture_output=True, text=True, check=True).stdout
+        tshark = {int(p): float(v) for p, v in (line.split() for line in out.splitlines())}
+        ours = {port_of(r["client"]): r["handshake"]["irtt"] for r in recs}
+        assert ours == pytest.approx(tshark, abs=1e-9)
+
+
+@pytest.mark.root
+def test_linux_connection_seen_from_one_side(linux: LinuxCase) -> None:
+    """A real Linux connection, and the same packets with only the client's kept (as a
+    one-direction tap sees it): the same iRTT, the client ESTABLISHED (inferred) at its
+    handshake ACK, the server's handshake completed by that ACK."""
+    path, facts = linux("one_direction")
+    [full] = read(path)
+    one_way = path.with_name(path.name.replace(".pcap", "-client.pcap"))
+    cap = analyzer.read(str(one_way))
+    [rec] = by_client_port(list(cap.records()), facts["client_port"])
+    assert rec["packets"] == {"client": full["packets"]["client"], "server": 0}
+    assert rec["handshake"]["irtt"] == full["handshake"]["irtt"]
+    assert rec["handshake"]["client_rtt"] is None and rec["handshake"]["server_rtt"] is None
+    assert states(rec, "client")[:3] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1"]
+    assert states(rec, "server")[:3] == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+    assert rec["states"]["client"][1][0] == rec["states"]["server"][2][0]  # at its ACK
+    assert how_of(cap, 0, 0, "ESTABLISHED") == INFERRED
+    assert rec["close"]["initiator"] == "client" and rec["unexpected"] == []
+
+
+@pytest.mark.root
+def test_linux_connection_seen_from_the_server_side(linux: LinuxCase) -> None:
+    """The same connection with only the server's packets: its data proves it got the
+    ACK of its SYN-ACK (ESTABLISHED, inferred), not SYN_RECEIVED to the end."""
+    path, facts = linux("one_direction")
+    cap = analyzer.read(str(path.with_name(path.name.replace(".pcap", "-server.pcap"))))
+    [rec] = by_client_port(list(cap.records()), facts["client_port"])
+    assert rec["packets"]["client"] == 0 and rec["roles_guessed"]  # no SYN seen
+    # (the client's FIN is not in this file, so the close is not inferred: its data and
+    # FIN cannot be told apart from the server's ACKs alone)
+    assert states(rec, "server")[:3] == ["LISTEN", "SYN_RECEIVED", "ESTABLISHED"]
+    assert how_of(cap, 0, 1, "ESTABLISHED") == INFERRED
+    assert states(rec, "client")[:2] == ["SYN_SENT", "ESTABLISHED"]
