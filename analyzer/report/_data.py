@@ -97,6 +97,39 @@ def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
             for i, a, b in zip(ids, starts, bounds)}
 
 
+#: Per-connection fields the overview needs, pulled out of the engine's tuples in one pass.
+CONN_FIELDS = ("first_ns", "last_ns", "close_kind", "conn_state", "server_port",
+               "syn_retransmits", "roles_guessed", "handshake_complete", "packets_client",
+               "packets_server")
+CONN_OPTIONAL = ("first_syn_ns", "syn_ns", "ack_ns", "client_isn")  # None -> -1
+
+
+def connection_arrays(capture: Capture) -> dict[str, NDArray[Any]]:
+    """One numpy array per field of every connection: CONN_FIELDS, CONN_OPTIONAL (-1 for
+    "none") and ``irtt`` (seconds, NaN without one). What the overview aggregates,
+    without one dict per connection (500 k connections in about 2.5 s)."""
+    import numpy as np
+
+    from ..records import RawConn, irtt_seconds
+
+    names = RawConn._fields
+    plain = [names.index(f) for f in CONN_FIELDS]
+    optional = [names.index(f) for f in CONN_OPTIONAL]
+    conn, make = capture.engine.conn, RawConn._make
+
+    def rows() -> Any:
+        for i in range(len(capture)):
+            raw = conn(i)
+            irtt = irtt_seconds(make(raw))  # the one definition of the handshake RTT
+            yield (*(raw[k] for k in plain),
+                   *(-1 if raw[k] is None else raw[k] for k in optional),
+                   np.nan if irtt is None else irtt)
+
+    dtype = np.dtype([(f, "i8") for f in CONN_FIELDS + CONN_OPTIONAL] + [("irtt", "f8")])
+    table = np.fromiter(rows(), dtype=dtype, count=len(capture))
+    return {name: table[name] for name in dtype.names or ()}
+
+
 def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:
     """32-bit sequence numbers as a continuous offset from ``base`` (handles wrap-around
     and transfers beyond 4 GiB: each step is the signed 32-bit difference)."""
@@ -139,8 +172,40 @@ def time_unit(span_ns: float) -> tuple[str, float]:
     return "s", 1e9
 
 
-def new_figure(width: float, height: float) -> Any:
-    """A Figure on the Agg canvas, outside pyplot."""
+def new_figure(width: float, height: float,
+               margins: tuple[float, float, float, float] | None = None) -> Any:
+    """A Figure outside pyplot. Without ``margins`` matplotlib's constrained layout
+    places the axes (one more text layout pass per save); with ``margins`` (left, right,
+    top, bottom, in inches) they are fixed,
+    which halves the time to save a figure: the report saves dozens."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    if margins is None:
+        return Figure(figsize=(width, height), layout="constrained")
+    left, right, top, bottom = margins
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height,
+                        bottom=bottom / height)
+    return fig
+
+
+def stacked(fig: Any, rows: int, gap: float, **kwargs: Any) -> Any:
+    """``rows`` axes above each other, ``gap`` inches apart (in a new_figure with
+    margins)."""
+    pars = fig.subplotpars
+    height = (pars.top - pars.bottom) * fig.get_figheight()
+    axes_height = (height - gap * (rows - 1)) / rows
+    return fig.subplots(rows, 1, gridspec_kw={"hspace": gap / axes_height}, **kwargs)
+
+
+def integer_ticks(axis: Any) -> None:
+    """Counts are whole numbers: no tick at 2.5 connections (and 480,000 with commas)."""
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 segment``, ``2 segments`` (with thousands separators)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 
 KINDS = ("sequence", "ladder", "overview", "fsm")
@@ -38,12 +39,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     rp = sub.add_parser("report", help="self-contained HTML report of capture files",
                         description="Write one self-contained HTML file: summary, overview "
                                     "plots, connection table, and a ladder and "
-                                    "time-sequence graph per connection.",
+                                    "time-sequence graph of the most telling connections. "
+                                    "Progress is shown when stderr is a terminal.",
                         **example("handshake report captures/echo-lo.pcap -o report.html"))
     rp.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP)
     rp.add_argument("-o", "--output", required=True, metavar="OUT", help="the .html file")
-    rp.add_argument("--limit", type=non_negative, metavar="N",
-                    help="diagrams for the first N connections of each capture only")
+    rp.add_argument("--limit", type=non_negative, metavar="N", default=20,
+                    help="ladder and time-sequence graphs for the N most telling "
+                         "connections of each capture: resets, failed handshakes, "
+                         "retransmissions, slowest handshakes (default 20; every "
+                         "connection is in the table)")
     return {"plot": cmd_plot, "report": cmd_report}
 
 
@@ -58,10 +63,16 @@ def _check_output(path: str) -> str:
 
 
 def _read(path: str, record: int | None) -> object:
-    from ..capture import read
+    from ..capture import TerminalProgress, read
     from ..errors import CaptureError
+    from ..source import is_tty
 
-    cap = read(path, record=record)
+    bar = TerminalProgress(path) if is_tty(sys.stderr) else None
+    try:
+        cap = read(path, record=record, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     if cap.error and not len(cap):
         raise CaptureError(cap.path, str(cap.error).split(": ", 1)[-1])
     return cap
@@ -81,7 +92,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if args.kind == "overview":
             from . import overview_plot
 
-            fig = overview_plot(_read(args.file, -2))  # type: ignore[arg-type]
+            fig = overview_plot(_read(args.file, None))  # type: ignore[arg-type]
         else:
             if args.conn is None:
                 raise UsageError(f"--kind {args.kind} needs --conn ID")
@@ -112,8 +123,32 @@ def _save(fig: object, path: str, dpi: int | None) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..source import is_tty
     from . import write_html_report
 
     caps = [_read(path, -2) for path in args.files]
-    write_html_report(caps, args.output, limit=args.limit)  # type: ignore[arg-type]
+    bar = DrawingProgress() if is_tty(sys.stderr) else None
+    try:
+        write_html_report(caps, args.output, limit=args.limit,  # type: ignore[arg-type]
+                          progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     return 0
+
+
+class DrawingProgress:
+    """``drawing diagrams: 7/20 connections`` on stderr (a terminal), then erased."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        sys.stderr.write(f"\rdrawing diagrams: {done}/{total} connections")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()

@@ -92,7 +92,7 @@ def ladder_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
     pk = packets if packets is not None else packets_of(capture, conn_id)
     layout = build_ladder(rec, pk, capture.engine.transitions(conn_id), max_packets)
     if ax is None:
-        fig = new_figure(9, 1.4 + 0.4 * (layout.rows + 3))
+        fig = new_figure(9, 1.4 + 0.4 * (layout.rows + 3), margins=(0.1, 0.1, 0.4, 0.1))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -294,7 +294,8 @@ def draw_ladder(ax: Axes, rec: dict[str, Any], pk: Packets, layout: Ladder) -> N
     ax.set_ylim(bottom + 0.2, top - 1.3)
     ax.axis("off")
     ax.set_title(f"connection {rec['id']}: {close_text(rec['close'])}, "
-                 f"conn_state {rec['conn_state']}, history {rec['history']}", fontsize=10)
+                 f"conn_state {rec['conn_state']}, history {rec['history']}", fontsize=10,
+                 y=1.0)  # a fixed place: no search for tick labels to avoid
 
 
 def close_text(close: dict[str, Any]) -> str:

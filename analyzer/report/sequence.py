@@ -12,7 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..anomalies import Anomaly
-from ._data import ACK, FIN, RST, SYN, Packets, new_figure, packets_of, seq_space, time_unit, unwrap
+from ._data import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    Packets,
+    new_figure,
+    packets_of,
+    seq_space,
+    stacked,
+    time_unit,
+    unwrap,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,8 +57,8 @@ def sequence_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
     rec = capture.record(conn_id)
     pk = packets if packets is not None else packets_of(capture, conn_id)
     if ax is None:
-        fig = new_figure(10, 7.5)
-        axes = fig.subplots(2, 1, sharex=True)
+        fig = new_figure(10, 7.5, margins=(1.05, 0.2, 0.7, 0.55))
+        axes = stacked(fig, 2, 0.45, sharex=True)
         for sender, a in zip(("client", "server"), axes):
             draw_direction(a, rec, pk, sender, absolute=absolute)
         axes[0].set_xlabel("")
@@ -75,7 +87,7 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     Returns what was drawn (counts and arrays), which the tests read.
     """
     import numpy as np
-    from matplotlib.ticker import EngFormatter
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     hs = rec["handshake"]
     receiver = "server" if sender == "client" else "client"
@@ -161,13 +173,15 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     ax.set_xlabel(f"time since first SYN ({unit})" if (pk.flags & SYN).any()
                   else f"time since first packet ({unit})")
     ax.set_ylabel("sequence number" + (" (absolute)" if absolute else f" (relative to {sender} ISN)"))
+    # Sequence numbers count bytes: whole numbers only (no "250 mB" on a short axis).
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(EngFormatter(unit="B" if not absolute else "", places=None))
     ax.set_title(f"{sender} → {receiver}: {int(payload.sum()):,} payload bytes in "
                  f"{drawn['segments']:,} segments"
                  + (f", {drawn['retransmissions']} retransmitted" if drawn["retransmissions"]
                     else "")
                  + (f"  [decimated to {COLUMNS} columns]" if drawn["segments"] > DECIMATE_OVER
-                    else ""), fontsize=10, loc="left")
+                    else ""), fontsize=10, loc="left", y=1.0)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, framealpha=0.85)
     return drawn
