@@ -15,6 +15,7 @@ setup(
                 "csrc/jsonl.c",
                 "csrc/anomaly.c",
                 "csrc/merge.c",
+                "csrc/bpf.c",
             ],
             depends=[
                 "csrc/engine.h",
@@ -26,6 +27,7 @@ setup(
                 "csrc/anomaly.h",
                 "csrc/anomaly_state.h",
                 "csrc/merge.h",
+                "csrc/bpf.h",
             ],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

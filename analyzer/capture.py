@@ -40,6 +40,8 @@ class Capture:
     options: dict[str, Any] = field(default_factory=dict, repr=False)
     # The live capture filling this one (analyzer.sniff(background=True)), else None.
     live: Any = field(default=None, repr=False)
+    # The connections the filters kept (read(state=, close=, where=)), None for all.
+    selected: list[int] | None = field(default=None, repr=False)
     # A copy of a non-seekable input (a pipe, ``-``) to read again (source.Spool), else None.
     spool: Any = field(default=None, repr=False)
     # Several files read as one (read(paths, merge=True)): the files and where each
@@ -70,9 +72,14 @@ class Capture:
                              f"(the file has {len(self)}: ids 0 to {len(self) - 1})")
         return build_record(self.raw(conn_id), self.engine.transitions(conn_id))
 
+    def ids(self) -> list[int] | range:
+        """The ids of the connections reported: those the connection filters kept (ids
+        are the file's, so ``handshake show FILE ID`` finds them), or every one."""
+        return range(len(self)) if self.selected is None else self.selected
+
     def records(self) -> Iterator[dict[str, Any]]:
         conn, transitions = self.engine.conn, self.engine.transitions
-        for i in range(len(self)):
+        for i in self.ids():
             yield build_record(RawConn._make(conn(i)), transitions(i))
 
     def packet_rows(self) -> list[tuple[Any, ...]]:
@@ -172,21 +179,37 @@ class Capture:
 
 def new_engine(*, port: int | None = None, verify_checksums: bool = False,
                zeek_timers: bool = False, record: int | None = None,
-               likely_server_ports: Collection[int] | None = None) -> _engine.Engine:
+               likely_server_ports: Collection[int] | None = None, bpf: str | None = None,
+               count: int | None = None) -> _engine.Engine:
     """A tracker with read()'s options (see there), fed by whichever decoder."""
+    programs = None
+    if bpf is not None:
+        from .bpf import compile_filter
+
+        programs = compile_filter(bpf)
     return _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
                           port=-1 if port is None else port,
                           record=-1 if record is None else record, zeek_timers=zeek_timers,
                           likely_server_ports=None if likely_server_ports is None
-                          else list(likely_server_ports))
+                          else list(likely_server_ports), bpf=programs, count=count or 0)
 
 
 def read(path: str | Sequence[str], *, port: int | None = None,
          verify_checksums: bool = False, zeek_timers: bool = False, record: int | None = None,
          progress: ProgressFn | None = None, engine: str = "native",
-         likely_server_ports: Collection[int] | None = None, merge: bool = False) -> Capture:
+         likely_server_ports: Collection[int] | None = None, merge: bool = False,
+         bpf: str | None = None, count: int | None = None,
+         state: str | Collection[str] | None = None,
+         close: str | Collection[str] | None = None, where: str | None = None) -> Capture:
     """Analyse one capture file, or with ``merge=True`` several files as one capture in
     time order, as mergecap merges them (rotated captures: analyzer.merge).
+
+    Filters, as ``handshake read``: ``bpf`` is a tcpdump filter (``"host 10.0.0.1 and
+    tcp port 443"``, compiled by libpcap: analyzer.bpf) applied to every frame, ``count``
+    stops after that many frames that pass it (tcpdump's ``-c``); packet numbers stay
+    those of the file. ``state`` (Zeek conn_state values), ``close`` (close kinds) and
+    ``where`` (a condition over record fields: analyzer.filters) choose the connections
+    ``records()``, the writers and the DataFrames report; ``Capture.ids()`` lists them.
 
     ``port`` keeps only segments to or from that TCP port. ``verify_checksums`` drops
     segments with a bad TCP checksum from the state machines, as Zeek does without -C.
@@ -202,16 +225,25 @@ def read(path: str | Sequence[str], *, port: int | None = None,
     when its port is in the set, as in Zeek's ``likely_server_ports``, which depends on
     the scripts Zeek loaded); by default a SYN-ACK sender is always the server.
     """
+    from .filters import ConnFilter
+
+    conn_filter = ConnFilter.make(state, close, where)  # bad values fail before reading
     if not isinstance(path, str):
         paths = list(path)
         if merge and len(paths) > 1:
             if engine != "native":
                 raise UsageError("merging files needs the native engine")
+            if bpf is not None or count is not None:
+                raise UsageError("a BPF filter (-f) and -c work on one file at a time, not "
+                                 "on merged files")
             from .merge import read_merged
 
-            return read_merged(paths, port=port, verify_checksums=verify_checksums,
-                               zeek_timers=zeek_timers, record=record, progress=progress,
-                               likely_server_ports=likely_server_ports)
+            merged = read_merged(paths, port=port, verify_checksums=verify_checksums,
+                                 zeek_timers=zeek_timers, record=record, progress=progress,
+                                 likely_server_ports=likely_server_ports)
+            if conn_filter is not None:
+                merged.selected = conn_filter.select(merged)
+            return merged
         if len(paths) != 1:
             raise UsageError(f"{len(paths)} files: read(paths, merge=True) reads them as one "
                              "capture; read each file on its own otherwise")
@@ -219,18 +251,25 @@ def read(path: str | Sequence[str], *, port: int | None = None,
     if engine == "pyshark":
         from .engines import pyshark_engine
 
-        return pyshark_engine.read(path, port=port, verify_checksums=verify_checksums,
-                                   zeek_timers=zeek_timers, record=record, progress=progress,
-                                   likely_server_ports=likely_server_ports)
+        if bpf is not None or count is not None:
+            raise UsageError("a BPF filter (-f) and -c need the native engine; tshark's own "
+                             "-Y/-c do this for --engine pyshark")
+
+        cap = pyshark_engine.read(path, port=port, verify_checksums=verify_checksums,
+                                  zeek_timers=zeek_timers, record=record, progress=progress,
+                                  likely_server_ports=likely_server_ports)
+        if conn_filter is not None:
+            cap.selected = conn_filter.select(cap)
+        return cap
     if engine != "native":
         raise UsageError(f"unknown engine {engine!r} (known: native, pyshark)")
     options = {"port": port, "verify_checksums": verify_checksums,
                "zeek_timers": zeek_timers, "record": record,
-               "likely_server_ports": likely_server_ports}
-    source = open_source(path)
+               "likely_server_ports": likely_server_ports, "bpf": bpf, "count": count}
     tracker = new_engine(port=port, verify_checksums=verify_checksums,
                          zeek_timers=zeek_timers, record=record,
-                         likely_server_ports=likely_server_ports)
+                         likely_server_ports=likely_server_ports, bpf=bpf, count=count)
+    source = open_source(path)
     warnings: list[str] = []
     error: CaptureError | None = None
     # Bytes of an incomplete record wait in `pending` for the next chunk. The framer bounds
@@ -252,6 +291,8 @@ def read(path: str | Sequence[str], *, port: int | None = None,
         if progress:
             progress(chunk.position, source.size, tracker.stats()["frames"],
                      tracker.conn_count())
+        if count and tracker.stats()["count_reached"]:
+            break  # -c: the rest of the file is not read
     else:
         # End of input: feed the rest until nothing more is framed.
         while pending:
@@ -264,6 +305,8 @@ def read(path: str | Sequence[str], *, port: int | None = None,
                 break
             del pending[:used]
     stats = tracker.stats()
+    if stats["count_reached"]:
+        pending.clear()  # what -c left unread is no truncation
     if error is None and source.read_error is not None:
         error = CaptureError(path, f"{source.read_error} at byte {source.delivered} (after "
                                    f"packet {stats['packets_framed']})",
@@ -274,8 +317,11 @@ def read(path: str | Sequence[str], *, port: int | None = None,
     tracker.finish()
     stats = tracker.stats()
     warnings += time_warnings(path, stats)
-    return Capture(path=path, engine=tracker, stats=stats, warnings=warnings,
-                   error=error, options=options, spool=source.spool)
+    cap = Capture(path=path, engine=tracker, stats=stats, warnings=warnings,
+                  error=error, options=options, spool=source.spool)
+    if conn_filter is not None:
+        cap.selected = conn_filter.select(cap)
+    return cap
 
 
 def time_warnings(path: str, stats: dict[str, int]) -> list[str]:

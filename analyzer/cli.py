@@ -34,12 +34,20 @@ class Example(TypedDict):
     formatter_class: type[argparse.HelpFormatter]
 
 
+class _ExampleFormatter(argparse.HelpFormatter):
+    """argparse's help, except the examples epilog: shown as written, not rewrapped."""
+
+    def _format_text(self, text: str) -> str:
+        if text.startswith("example"):
+            return text + "\n\n"
+        return super()._format_text(text)
+
+
 def example(*lines: str) -> Example:
-    """Parser keywords for a subcommand's help: its examples as an epilog, shown as
-    written (argparse would rewrap them)."""
+    """Parser keywords for a subcommand's help: its examples as an epilog."""
     text = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
         f"  {line}" for line in lines)
-    return Example(epilog=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return Example(epilog=text, formatter_class=_ExampleFormatter)
 
 
 FILE_HELP = ("a pcap or pcapng capture (tcpdump -w, Wireshark, dumpcap), optionally "
@@ -56,7 +64,7 @@ def _jobs(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .argtypes import integer, port, ports
+    from .argtypes import count, integer, port, ports
 
     parser = argparse.ArgumentParser(
         prog="handshake",
@@ -91,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--engine", default="native", choices=("native", "pyshark"),
                     help="packet decoder: the compiled one (default), or tshark's through "
                          "pyshark for tunnels and other encapsulations (slower)")
+    # Filters (issue 13): packets by a BPF filter and a count, then connections.
+    flt = rd.add_argument_group(
+        "filters", "packets first, as tcpdump -r FILE -c N FILTER would pass them (packet "
+        "numbers stay the file's), then connections")
+    flt.add_argument("-f", "--filter", metavar="BPF", dest="bpf",
+                     help="tcpdump filter syntax, e.g. 'host 10.0.0.1 and tcp port 443' "
+                          "(compiled by libpcap, as for sniff)")
+    flt.add_argument("-c", "--count", type=count, metavar="N",
+                     help="read only the first N packets (that pass -f), like tcpdump -c")
+    flt.add_argument("--state", metavar="LIST",
+                     help="only connections with these Zeek conn_states, e.g. REJ,S0")
+    flt.add_argument("--close", metavar="LIST",
+                     help="only connections that closed so, e.g. reset,refused (four_way, "
+                          "three_way, simultaneous, reset, refused, unanswered, incomplete, "
+                          "open)")
+    flt.add_argument("--where", metavar="COND",
+                     help="only connections where COND holds, over the csv column names: "
+                          "\"irtt > 0.1\", \"server_port == 443 and syn_retransmits > 0\", "
+                          "\"conn_state in ('REJ', 'S0')\"")
     # Many files (analyzer.merge, analyzer.parallel, analyzer.dask).
     many = rd.add_argument_group("many files")
     many.add_argument("--merge", action="store_true",
@@ -108,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("file", metavar="FILE", help=FILE_HELP)
     sh.add_argument("conn_id", type=integer, metavar="CONN_ID", help=CONN_ID_HELP)
     sh.add_argument("--port", type=port, help="the same filter as given to read")
+    sh.add_argument("-f", "--filter", metavar="BPF", dest="bpf",
+                    help="the same BPF filter as given to read (ids depend on it)")
     sh.add_argument("--verify-checksums", action="store_true")
     parser.set_defaults(handlers=_extra_commands(sub))
     return parser
@@ -145,6 +174,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     options = {"port": args.port, "verify_checksums": args.verify_checksums,
                "zeek_timers": args.zeek_timers, "engine": args.engine,
                "likely_server_ports": args.zeek_likely_server_ports}
+    options.update(_filter_options(args))
     directory = None
     if args.format == "parquet":
         if not args.output or args.output == "-":
@@ -170,6 +200,20 @@ def cmd_read(args: argparse.Namespace) -> int:
             if out is not None and out is not sys.stdout:
                 out.close()
     return _report(checked, parts, merged=args.merge)
+
+
+def _filter_options(args: argparse.Namespace) -> Options:
+    """read()'s filter arguments, checked before any file is read: a bad filter is one
+    line (libpcap's message, the bad value, where a condition goes wrong), exit 2."""
+    from .filters import ConnFilter
+
+    if args.bpf is not None:
+        from .bpf import compile_filter
+
+        compile_filter(args.bpf)
+    ConnFilter.make(args.state, args.close, args.where)
+    return {"bpf": args.bpf, "count": args.count, "state": args.state, "close": args.close,
+            "where": args.where}
 
 
 def _read_merged(files: list[str], options: Options, fmt: str, out: TextIO | None,
@@ -225,7 +269,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .show import show
 
     show(args.file, args.conn_id, sys.stdout, port=args.port,
-         verify_checksums=args.verify_checksums)
+         verify_checksums=args.verify_checksums, bpf=args.bpf)
     return 0
 
 

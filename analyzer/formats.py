@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from .capture import Capture
+from .filters import runs
 from .records import CONN_STATES, RawConn, endpoint
 
 FORMATS = ("table", "jsonl", "json", "csv", "zeek")
@@ -68,7 +69,7 @@ def write_part(cap: Capture, fmt: str, index: int, count: int, out: TextIO) -> N
     elif fmt == "table":
         _table_part(cap, many, out)
     elif fmt == "zeek":
-        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in range(len(cap)))
+        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in cap.ids())
     else:
         raise ValueError(f"unknown format {fmt!r}")
 
@@ -105,10 +106,11 @@ def write_jsonl(captures: list[Capture], out: TextIO) -> None:
 
 
 def _jsonl_part(cap: Capture, many: bool, out: TextIO) -> None:
-    if not many:
-        for start in range(0, len(cap), 4096):
-            lines = cap.engine.jsonl(start, 4096)
-            out.write(_merged_jsonl(cap, lines) if cap.merged else lines)
+    if not many:  # the engine writes runs of consecutive ids (all, or the filters' choice)
+        for first, n in runs(cap.ids()):
+            for start in range(first, first + n, 4096):
+                lines = cap.engine.jsonl(start, min(4096, first + n - start))
+                out.write(_merged_jsonl(cap, lines) if cap.merged else lines)
         return
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     for rec in cap.records():
@@ -133,14 +135,18 @@ def _json_part(cap: Capture, index: int, many: bool, out: TextIO) -> None:
 
 def summary(cap: Capture) -> dict[str, Any]:
     kinds: Counter[int] = Counter()
-    for i in range(len(cap)):
+    ids = cap.ids()
+    for i in ids:
         kinds[cap.raw(i).close_kind] += 1
     from .records import CLOSE_KINDS
 
-    return {"connections": len(cap), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
-                                                     sorted(kinds.items())},
-            "counters": cap.stats, "warnings": cap.warnings,
-            "error": str(cap.error) if cap.error else None}
+    doc = {"connections": len(ids), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
+                                                    sorted(kinds.items())},
+           "counters": cap.stats, "warnings": cap.warnings,
+           "error": str(cap.error) if cap.error else None}
+    if cap.selected is not None:  # the connection filters chose these of the file's
+        doc["connections_in_file"] = len(cap)
+    return doc
 
 
 CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start", "end",
@@ -222,7 +228,7 @@ def _table_part(cap: Capture, many: bool, out: TextIO) -> None:
               f"{'iRTT':>7} {'pkts':>4}\n")
     lines = []
     kinds: Counter[str] = Counter()
-    for i in range(len(cap)):
+    for i in cap.ids():
         r = RawConn._make(cap.engine.conn(i))
         states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
                           for s in (r.client_final, r.server_final))
@@ -243,11 +249,15 @@ def _table_part(cap: Capture, many: bool, out: TextIO) -> None:
 
 def _footer(cap: Capture, kinds: Counter[str]) -> str:
     s = cap.stats
-    skipped = s["frames"] - s["tcp"]
-    text = (f"{len(cap)} connections ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
+    unmatched = s.get("filtered", 0) + s.get("filter_inapplicable", 0)  # read -f
+    skipped = s["frames"] - s["tcp"] - unmatched
+    shown = f"{len(cap.ids())} of {len(cap)}" if cap.selected is not None else f"{len(cap)}"
+    text = (f"{shown} connections ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
             f"{s['tcp']} TCP packets")
     if skipped:
         text += f", {skipped} other packets skipped"
+    if unmatched:
+        text += f", {unmatched} not matching the filter"
     if s["fragments"]:
         text += f" ({s['fragments']} IP fragments)"
     return text + "\n"

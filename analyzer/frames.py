@@ -79,10 +79,11 @@ def connections_frame(capture: Capture) -> pd.DataFrame:
     changes are in :func:`transitions_frame`."""
     import pandas as pd
 
-    raws = [RawConn._make(capture.engine.conn(i)) for i in range(len(capture))]
+    ids = capture.ids()  # every connection, or those read()'s filters kept
+    raws = [RawConn._make(capture.engine.conn(i)) for i in ids]
     seen = {"client": [], "server": []}  # type: dict[str, list[str]]
     unexpected: list[int] = []
-    for i in range(len(raws)):
+    for i in ids:
         names: dict[int, list[str]] = {0: [], 1: []}
         odd = 0
         for role, state, _ts, _pkt, how, _input in capture.engine.transitions(i):
@@ -163,7 +164,7 @@ def transitions_frame(capture: Capture, conn_ids: list[int] | None = None) -> pd
     the jsonl ``unexpected`` list)."""
     import pandas as pd
 
-    ids = range(len(capture)) if conn_ids is None else conn_ids
+    ids = capture.ids() if conn_ids is None else conn_ids
     conn: list[int] = []
     role: list[str] = []
     state: list[str] = []
@@ -223,6 +224,9 @@ def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd
     from .columns import row_columns
 
     c = row_columns(capture.engine) if columns is None else columns
+    if capture.selected is not None:  # only the connections read()'s filters kept
+        keep = np.isin(c["conn"], np.asarray(capture.selected, dtype="int64"))
+        c = {name: column[keep] for name, column in c.items()}
     conn_arr = c["conn"].astype("int64")
     client = c["from_client"].astype(bool)
     flag_arr = c["flags"].astype("uint8")

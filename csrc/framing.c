@@ -107,6 +107,7 @@ static long pcap_records(Framer *f, const uint8_t *b, size_t len, frame_fn fn, v
         f->packets++;
         fn(ctx, f->linktype, ts, h + 16, incl, orig);
         pos += 16 + (size_t)incl;
+        if (f->stop && *f->stop) break; /* read -c: enough packets */
     }
     return (long)pos;
 }
@@ -239,12 +240,14 @@ static long pcapng_blocks(Framer *f, const uint8_t *b, size_t len, frame_fn fn, 
             fn(ctx, f->ifaces[0].linktype, 0, body + 4, cap, orig);
         }
         pos += blen;
+        if (f->stop && *f->stop) break; /* read -c: enough packets */
     }
     return (long)pos;
 }
 
 long framer_feed(Framer *f, const uint8_t *buf, size_t len, frame_fn fn, void *ctx) {
     long used = 0;
+    if (f->stop && *f->stop) return 0; /* read -c: nothing more is read */
     if (!f->header_done) {
         if (len < 4) return 0;
         uint32_t magic;

@@ -30,6 +30,7 @@ typedef struct {
     uint64_t ts_clamped;  /* packets whose time was outside [TS_MIN, TS_MAX] (clamped) */
     uint64_t ts_clamped_first; /* the number of the first of them */
     char err[320];        /* set when framer_feed returns -1 */
+    const int *stop;      /* if set, framing stops after a packet once *stop is non-zero */
 } Framer;
 
 /* A packet's time in the engine's range (engine.h, ts_clamp), counting a clamped one. */

@@ -27,15 +27,52 @@ static void Engine_dealloc(EngineObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* read -f: {linktype: program} where a program is libpcap's struct bpf_insn array as
+ * bytes (analyzer.bpf compiles it). Frames of a link type not in the dict never match. */
+static int set_bpf(Tracker *t, PyObject *programs) {
+    if (!PyDict_Check(programs)) {
+        PyErr_SetString(PyExc_TypeError, "bpf must be a dict {linktype: program bytes}");
+        return -1;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(programs, &pos, &key, &value)) {
+        if (t->n_bpf == BPF_LINKTYPES) {
+            PyErr_SetString(PyExc_ValueError, "bpf: too many link types");
+            return -1;
+        }
+        unsigned long linktype = PyLong_AsUnsignedLong(key);
+        if (PyErr_Occurred()) return -1;
+        char *buf;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(value, &buf, &len) < 0) return -1;
+        size_t n = (size_t)len / sizeof(BpfInsn);
+        if ((size_t)len % sizeof(BpfInsn) || !bpf_valid((const BpfInsn *)(void *)buf, n)) {
+            PyErr_SetString(PyExc_ValueError, "bpf: not a valid BPF program");
+            return -1;
+        }
+        BpfInsn *prog = malloc((size_t)len);
+        if (!prog) { PyErr_NoMemory(); return -1; }
+        memcpy(prog, buf, (size_t)len);
+        t->bpf[t->n_bpf].linktype = (uint32_t)linktype;
+        t->bpf[t->n_bpf].n = (uint32_t)n;
+        t->bpf[t->n_bpf].prog = prog;
+        t->n_bpf++;
+    }
+    t->has_bpf = 1;
+    return 0;
+}
+
 static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"fsm_table", "verify_checksums", "port", "record",
-                             "zeek_timers", "likely_server_ports", NULL};
+                             "zeek_timers", "likely_server_ports", "bpf", "count", NULL};
     Py_buffer table;
     int verify = 0, port = -1, zeek_timers = 0;
     long long record = -1;
-    PyObject *likely = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpO", kwlist, &table, &verify, &port,
-                                     &record, &zeek_timers, &likely))
+    unsigned long long count = 0;
+    PyObject *likely = Py_None, *bpf = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpOOK", kwlist, &table, &verify, &port,
+                                     &record, &zeek_timers, &likely, &bpf, &count))
         return -1;
     uint8_t *likely_bits = NULL;
     if (likely != Py_None) { /* a collection of ports: Zeek's likely_server_ports */
@@ -75,7 +112,10 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     self->tracker.port_filter = port;
     self->tracker.record_conn = record;
     self->tracker.zeek_timers = zeek_timers;
+    self->tracker.max_packets = count;
+    self->framer.stop = &self->tracker.stop;
     self->ready = 1;
+    if (bpf != Py_None && set_bpf(&self->tracker, bpf) < 0) return -1;
     return 0;
 }
 
@@ -190,7 +230,8 @@ static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
 static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
     Tracker *t = &self->tracker;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsK}", "frames", (unsigned long long)t->frames, "tcp",
+        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsKsKsKsi}", "frames", (unsigned long long)t->frames,
+        "tcp",
         (unsigned long long)t->decoded[DEC_TCP], "not_tcp",
         (unsigned long long)t->decoded[DEC_NOT_TCP], "not_ip",
         (unsigned long long)t->decoded[DEC_NOT_IP], "fragments",
@@ -203,7 +244,9 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
         (unsigned long long)self->framer.packets, "transitions",
         (unsigned long long)t->n_trans, "format", self->framer.format, "ts_clamped",
         (unsigned long long)self->framer.ts_clamped, "ts_clamped_first",
-        (unsigned long long)self->framer.ts_clamped_first);
+        (unsigned long long)self->framer.ts_clamped_first, "filtered",
+        (unsigned long long)t->filtered, "filter_inapplicable",
+        (unsigned long long)t->filter_inapplicable, "count_reached", t->stop);
 }
 
 static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {

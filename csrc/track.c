@@ -49,6 +49,8 @@ void tracker_free(Tracker *t) {
     free(t->trans);
     free(t->rows);
     free(t->likely_ports);
+    for (uint32_t i = 0; i < t->n_bpf; i++)
+        free(t->bpf[i].prog);
     memset(t, 0, sizeof *t);
 }
 
@@ -630,8 +632,15 @@ void tracker_frame(void *ctx, uint32_t linktype, int64_t ts_ns, const uint8_t *d
                    size_t caplen, uint32_t origlen) {
     Tracker *t = ctx;
     Segment s;
-    (void)origlen;
-    t->frames++;
+    t->frames++; /* every frame keeps its number in the file, matching or not */
+    if (t->has_bpf) {
+        const BpfInsn *prog = NULL;
+        for (uint32_t i = 0; i < t->n_bpf && !prog; i++)
+            if (t->bpf[i].linktype == linktype) prog = t->bpf[i].prog;
+        if (!prog) { t->filter_inapplicable++; return; }
+        if (!bpf_run(prog, data, origlen, (uint32_t)caplen)) { t->filtered++; return; }
+    }
+    if (t->max_packets && ++t->matched >= t->max_packets) t->stop = 1;
     int r = decode_frame(linktype, data, caplen, &s, t->verify_checksums);
     t->decoded[r]++;
     if (r != DEC_TCP) return;

@@ -2,6 +2,9 @@
 #define HS_TRACK_H
 #include "engine.h"
 #include "decode.h"
+#include "bpf.h"
+
+#define BPF_LINKTYPES 16 /* programs for this many link types at most */
 
 /* Close kinds, in analyzer.records.CLOSE_KINDS order. */
 enum { CK_OPEN = 0, CK_FOUR_WAY, CK_THREE_WAY, CK_SIMULTANEOUS, CK_RESET, CK_REFUSED,
@@ -31,6 +34,13 @@ typedef struct {
     uint64_t decoded[DEC__COUNT];
     uint64_t frames, skipped_port, bad_checksum;
     uint32_t transitions_read; /* live readers: transitions already handed out */
+    /* read -f: the filter compiled for each link type (absent: it does not apply) */
+    struct { uint32_t linktype; uint32_t n; BpfInsn *prog; } bpf[BPF_LINKTYPES];
+    uint32_t n_bpf;
+    int has_bpf;
+    uint64_t filtered, filter_inapplicable; /* frames the filter left out */
+    uint64_t max_packets, matched; /* read -c: stop after max_packets matching frames */
+    int stop;                      /* max_packets reached: the framer stops there */
     int oom;
 } Tracker;
 
