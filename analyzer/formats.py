@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import re
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 from .capture import Capture
 from .filters import runs
+from .fit import Column, Step, fit, render_lines
 from .records import CONN_STATES, RawConn, endpoint
 
 FORMATS = ("table", "jsonl", "json", "csv", "zeek")
@@ -214,37 +216,82 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.2f}ms" if seconds < 10 else f"{seconds:.1f}s"
 
 
-def write_table(captures: list[Capture], out: TextIO) -> None:
-    """80 columns: id, client, server, final states (client/server), close, iRTT, packets."""
-    write(captures, "table", out)
+def write_table(captures: list[Capture], out: TextIO, width: int | None = None) -> None:
+    """The table of ``handshake read`` (see _table_part), ``width`` columns wide."""
+    out.write(head("table", len(captures)))
+    for index, cap in enumerate(captures):
+        _table_part(cap, len(captures) > 1, out, width)
 
 
-def _table_part(cap: Capture, many: bool, out: TextIO) -> None:
+# What the table gives up while it is too wide, in order (analyzer.fit): the extra
+# columns a wide terminal shows, then the endpoints' middles, then packets, RTT, states.
+# At 80 columns: id, client, server, c/s, close, iRTT, pkts, IPv6 endpoints elided.
+TABLE_STEPS: tuple[Step, ...] = (
+    ("drop", "history"), ("drop", "bytes"), ("drop", "duration"), ("drop", "zeek"),
+    ("elide", "client+server", 33), ("elide", "client+server", 27),
+    ("elide", "client+server", 21), ("drop", "pkts"), ("elide", "client+server", 17),
+    ("drop", "irtt"), ("drop", "states"), ("elide", "client+server", 13))
+
+
+def table_width() -> int:
+    """The terminal's width ($COLUMNS first); 80 when the output is not a terminal."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def table_lines(cap: Capture, width: int) -> tuple[list[str], Counter[str]]:
+    """The table's header and rows at ``width`` columns, and the close kinds counted."""
     from .records import CLOSE_KINDS, STATE_NAMES, WHO, irtt_seconds
 
-    if many:
-        out.write(f"== {cap.path}\n")
-    out.write(f"{'id':>3} {'client':<21} {'server':<21} {'c/s':<5} {'close':<12} "
-              f"{'iRTT':>7} {'pkts':>4}\n")
-    lines = []
     kinds: Counter[str] = Counter()
+    cells: dict[str, list[str]] = {k: [] for k in ("id", "client", "server", "states", "close",
+                                                   "irtt", "pkts", "zeek", "duration",
+                                                   "bytes", "history")}
     for i in cap.ids():
         r = RawConn._make(cap.engine.conn(i))
-        states = "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
-                          for s in (r.client_final, r.server_final))
         kind = CLOSE_KINDS[r.close_kind]
         kinds[kind] += 1
         who = WHO[r.close_initiator]
         # refused is always the server, simultaneous always both: no initiator letter
         close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
             else kind
-        irtt = irtt_seconds(r)
-        lines.append(f"{r.id:>3} {endpoint(r.family, r.client_addr, r.client_port):<21} "
-                     f"{endpoint(r.family, r.server_addr, r.server_port):<21} "
-                     f"{states:<5} {close:<12} {_ms(irtt):>7} "
-                     f"{r.packets_client + r.packets_server:>4}\n")
-    out.writelines(lines)
-    out.write(_footer(cap, kinds))
+        row = {"id": str(r.id), "client": endpoint(r.family, r.client_addr, r.client_port),
+               "server": endpoint(r.family, r.server_addr, r.server_port),
+               "states": "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
+                                  for s in (r.client_final, r.server_final)),
+               "close": close, "irtt": _ms(irtt_seconds(r)),
+               "pkts": str(r.packets_client + r.packets_server),
+               "zeek": CONN_STATES[r.conn_state],
+               "duration": _ms((r.last_ns - r.first_ns) / 1e9),
+               "bytes": f"{r.payload_client}/{r.payload_server}", "history": r.history or "-"}
+        for key, text in row.items():
+            cells[key].append(text)
+    columns = [
+        Column("id", "id", cells["id"], right=True),
+        Column("client", "client", cells["client"], endpoint=True, min_width=21),
+        Column("server", "server", cells["server"], endpoint=True, min_width=21),
+        Column("states", "c/s", cells["states"]),
+        Column("close", "close", cells["close"]),
+        Column("irtt", "iRTT", cells["irtt"], right=True),
+        Column("pkts", "pkts", cells["pkts"], right=True),
+        Column("zeek", "zeek", cells["zeek"]),
+        Column("duration", "duration", cells["duration"], right=True),
+        Column("bytes", "bytes c/s", cells["bytes"], right=True),
+        Column("history", "history", cells["history"]),
+    ]
+    return render_lines(fit(columns, TABLE_STEPS, width)), kinds
+
+
+def _table_part(cap: Capture, many: bool, out: TextIO, width: int | None = None) -> None:
+    """id, client, server, final states (client/server), close, iRTT, packets; fitted to
+    ``width`` (default: the terminal's, 80 off a terminal; analyzer.fit)."""
+    width = width or table_width()
+    if many:
+        out.write(f"== {cap.path}\n")
+    lines, kinds = table_lines(cap, width)
+    out.writelines(line + "\n" for line in lines)
+    out.write(textwrap.fill(_footer(cap, kinds), width, break_on_hyphens=False) + "\n")
 
 
 def _footer(cap: Capture, kinds: Counter[str]) -> str:
@@ -260,7 +307,7 @@ def _footer(cap: Capture, kinds: Counter[str]) -> str:
         text += f", {unmatched} not matching the filter"
     if s["fragments"]:
         text += f" ({s['fragments']} IP fragments)"
-    return text + "\n"
+    return text
 
 
 def _uid(path: str, conn_id: int) -> str:

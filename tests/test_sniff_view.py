@@ -80,7 +80,7 @@ def test_table_shows_states_rtt_and_counts(replayed: Any) -> None:
     model = LiveModel()
     model.apply(events)
     buf = io.StringIO()
-    Console(file=buf, width=160, height=60).print(render(model, session, 60))
+    Console(file=buf, width=160, height=60).print(render(model, session, 60, 160))
     text = buf.getvalue()
     first = SCENARIOS[0]
     row = next(line for line in text.splitlines() if f":{first['client_port']}" in line)

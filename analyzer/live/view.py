@@ -13,9 +13,12 @@ import json
 import sys
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from ..fit import Column, Step, fit
+from ..formats import SHORT_STATE
 from ..fsm import TcpState
 from ..records import RawConn
 from .session import LiveSession
@@ -94,7 +97,51 @@ def _rtt(value: float | None) -> str:
     return "" if value is None else f"{value * 1000:.2f}ms"
 
 
-def render(model: LiveModel, session: LiveSession, height: int) -> Any:
+def _short_ended(ended: str) -> str:
+    """``closed by client`` -> ``closed:c``, ``reset by server`` -> ``reset:s``."""
+    how, _, who = ended.partition(" by ")
+    return f"{how}:{who[0]}" if who else how
+
+
+# What the live table gives up while it is too wide, in order (analyzer.fit). At 80
+# columns: id, client, server, both states as two letters (ES/TW), RTT, how it ended;
+# at 120 and more the states in full and packets and bytes per side.
+LIVE_STEPS: tuple[Step, ...] = (
+    ("drop", "bytes"), ("elide", "client+server", 33), ("elide", "client+server", 27),
+    ("drop", "pkts"), ("swap", "cstate+sstate", "states"), ("short", "ended"),
+    ("elide", "client+server", 21), ("drop", "rtt"), ("elide", "client+server", 15))
+
+
+def live_columns(model: LiveModel, rows: list[tuple[int, Row]], raws: dict[int, RawConn],
+                 width: int) -> list[Column]:
+    """The live table's columns at ``width`` characters."""
+    def cells(get: Callable[[int, Row], str]) -> list[str]:
+        return [get(i, row) for i, row in rows]
+
+    short = {s.name: SHORT_STATE[s.name] for s in TcpState}
+    columns = [
+        Column("id", "id", cells(lambda i, r: str(i)), right=True),
+        Column("client", "client", cells(lambda i, r: r.client), endpoint=True, min_width=21),
+        Column("server", "server", cells(lambda i, r: r.server), endpoint=True, min_width=21),
+        Column("cstate", "client state", cells(lambda i, r: SHORT.get(r.client_state, ""))),
+        Column("sstate", "server state", cells(lambda i, r: SHORT.get(r.server_state, ""))),
+        Column("states", "c/s", cells(lambda i, r: f"{short.get(r.client_state, '--')}/"
+                                                   f"{short.get(r.server_state, '--')}"),
+               shown=False),
+        Column("rtt", "RTT", cells(lambda i, r: _rtt(r.irtt)), right=True),
+        Column("pkts", "pkts c/s", cells(lambda i, r: f"{raws[i].packets_client}/"
+                                                      f"{raws[i].packets_server}"), right=True),
+        Column("bytes", "bytes c/s", cells(lambda i, r: f"{raws[i].payload_client}/"
+                                                        f"{raws[i].payload_server}"),
+               right=True),
+        Column("ended", "ended", cells(lambda i, r: r.ended),
+               short_cells=cells(lambda i, r: _short_ended(r.ended))),
+    ]
+    return fit(columns, LIVE_STEPS, width)
+
+
+def render(model: LiveModel, session: LiveSession, height: int, width: int = 80) -> Any:
+    """The table and the log for a terminal of ``width`` x ``height`` characters."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -103,35 +150,29 @@ def render(model: LiveModel, session: LiveSession, height: int) -> Any:
     drops = "?" if st["kernel_drops"] is None else st["kernel_drops"]
     title = (f"{session.iface} [{session.bpf}] via {st['engine']}: {st['packets']} packets, "
              f"{st['connections']} connections, kernel drops {drops}")
-    table = Table(title=title, title_justify="left", expand=True, pad_edge=False)
-    for name, justify in (("id", "right"), ("client", "left"), ("server", "left"),
-                          ("client state", "left"), ("server state", "left"),
-                          ("RTT", "right"), ("pkts c/s", "right"), ("bytes c/s", "right"),
-                          ("ended", "left")):
-        wide = name in ("client", "server")  # an address is never cut
-        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
-                         min_width=21 if wide else None, ratio=None)
     log_rows = max(3, height // 4)
-    room = max(3, height - log_rows - 8)
+    room = max(3, height - log_rows - 6)
     shown = list(model.rows.items())[-room:]
     with session.lock:
-        counts = {i: RawConn._make(session.capture.engine.conn(i)) for i, _ in shown}
-    for conn_id, row in shown:
-        raw = counts[conn_id]
-        style = "dim" if row.closed_at is not None else ""
-        table.add_row(str(conn_id), row.client, row.server, SHORT.get(row.client_state, ""),
-                      SHORT.get(row.server_state, ""), _rtt(row.irtt),
-                      f"{raw.packets_client}/{raw.packets_server}",
-                      f"{raw.payload_client}/{raw.payload_server}", row.ended, style=style)
+        raws = {i: RawConn._make(session.capture.engine.conn(i)) for i, _ in shown}
+    columns = live_columns(model, shown, raws, width)
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
+                  expand=False)
+    for column in columns:
+        table.add_column(column.texts()[0], justify="right" if column.right else "left",
+                         no_wrap=True, width=column.width(), overflow="ellipsis")
+    texts = [column.texts()[1] for column in columns]
+    for k, (_, row) in enumerate(shown):
+        table.add_row(*(t[k] for t in texts), style="dim" if row.closed_at is not None else "")
     hidden = len(model.rows) - len(shown)
-    parts: list[Any] = [table]
+    parts: list[Any] = [Text(title, style="bold", no_wrap=True, overflow="ellipsis"), table]
     summary = [f"{n} {kind}" for kind, n in model.folded.most_common()]
     if hidden:
         summary.insert(0, f"{hidden} older rows not shown")
     if summary:
         parts.append(Text("earlier: " + ", ".join(summary), style="cyan"))
-    parts.append(Text("\n".join(list(model.log)[-log_rows:]) or "waiting for packets...",
-                      style="green"))
+    log = list(model.log)[-log_rows:] or ["waiting for packets..."]
+    parts.extend(Text(line, style="green", no_wrap=True, overflow="ellipsis") for line in log)
     return Group(*parts)
 
 
@@ -180,7 +221,8 @@ def _run_rich(session: LiveSession, out: TextIO, linger: float) -> None:
         while True:
             done = session.wait(0.1)
             model.apply(session.events())
-            live.update(render(model, session, console.size.height), refresh=True)
+            live.update(render(model, session, console.size.height, console.size.width),
+                        refresh=True)
             if done:
                 return
 
