@@ -7,7 +7,6 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -127,6 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     fmt = _format(args)
     if args.replay:
         return _replay(fmt)
+    import tempfile  # here, not at the top: it costs --help 10-30 ms (random, hashlib)
+
     path = args.write or os.path.join(
         tempfile.gettempdir(), f"handshake-demo-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
     session = LiveSession("lo", port=PORT, write=path)
