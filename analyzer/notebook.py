@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .words import plural
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -74,9 +76,10 @@ def capture_summary_html(cap: Capture, *, title: str | None = None) -> str:
         + _table([(k, n) for k, n in states.items() if n], header=("conn_state", "connections"))
         + "</div>")
     skipped = stats["frames"] - stats["tcp"]
-    line = f"{len(cap)} TCP connections, {stats['tcp']} TCP packets"
+    line = (f"{plural(len(cap), 'TCP connection')}, "
+            f"{plural(stats['tcp'], 'TCP packet')}")
     if skipped:
-        line += f", {skipped} other packets skipped"
+        line += f", {plural(skipped, 'other packet')} skipped"
     return f"<h4>{html.escape(str(title or cap.path))}</h4><p>{line}</p>{notes}{counts}"
 
 

@@ -107,6 +107,13 @@ def _sequence_half_close() -> Any:
     return sequence_plot(echo(2), 2)
 
 
+def _sequence_reset() -> Any:
+    """A late RST: the time axis ends with the data and the RST is marked off scale."""
+    from analyzer.report import sequence_plot
+
+    return sequence_plot(echo(3), 3)
+
+
 def _fsm() -> Any:
     from analyzer.report import fsm_plot
 
@@ -118,7 +125,8 @@ def _fsm() -> Any:
 GOLDEN: dict[str, Callable[[], Any]] = {
     "ladder_normal.png": _ladder(0), "ladder_half_close.png": _ladder(2),
     "ladder_reset.png": _ladder(3), "ladder_refused.png": _ladder(4),
-    "sequence_half_close.png": _sequence_half_close, "fsm.png": _fsm}
+    "sequence_half_close.png": _sequence_half_close, "sequence_reset.png": _sequence_reset,
+    "fsm.png": _fsm}
 
 
 def render(fig: Any, path: Path) -> None:

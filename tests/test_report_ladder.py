@@ -130,17 +130,76 @@ def test_long_data_phase_collapses_into_a_band() -> None:
     cap = long_transfer()
     fig = ladder_plot(cap, 0, max_packets=40)
     d = drawn(fig)
-    band = [t.get_text() for t in fig.axes[0].texts if "segments," in t.get_text()]
-    assert len(band) == 1
+    bands = [t.get_text() for t in fig.axes[0].texts if "segments," in t.get_text()]
+    # The one retransmission is drawn, not folded: it splits the data phase in two bands.
+    assert len(bands) == 2
     n_packets = len(cap.packet_rows())
-    hidden = int(band[0].split(" segments")[0].replace(",", ""))
+    hidden = sum(int(b.split(" segments")[0].replace(",", "")) for b in bands)
     assert len(d["arrows"]) + hidden == n_packets
     assert len(d["arrows"]) <= 40
-    assert "435.8 KB" in band[0]
     assert d["labels"][0].startswith("SYN") and d["labels"][-1].startswith("ACK")
     assert sum(lab.startswith("FIN") for lab in d["labels"]) == 2
+    tagged = [t.get_text() for t in fig.axes[0].texts if t.get_gid() and
+              t.get_gid().startswith("tags-")]
+    assert tagged == ["[TCP Spurious Retransmission]"]  # its data was ACKed already
     full = drawn(ladder_plot(cap, 0, max_packets=10_000))
     assert len(full["arrows"]) == n_packets
+
+
+def show_tags(path: str, conn: int) -> dict[int, list[str]]:
+    """Packet number -> the [...] tags ``handshake show`` prints for it."""
+    import re
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "analyzer", "show", path, str(conn)],
+                         capture_output=True, text=True, check=True).stdout
+    tags = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\d+)\s+\d+\.\d+\s", line)
+        if m:
+            tags[int(m.group(1))] = re.findall(r"\[TCP [^]]+\]", line)
+    return tags
+
+
+def ladder_tags(fig: Any) -> dict[int, list[str]]:
+    from analyzer.report.ladder import build_ladder  # noqa: F401 - the gid names the packet
+
+    return {int(t.get_gid().split("-")[1]): t.get_text().split("] ")
+            for t in fig.axes[0].texts if (t.get_gid() or "").startswith("tags-")}
+
+
+def _normalise(tags: dict[int, list[str]]) -> dict[int, list[str]]:
+    return {k: [t if t.endswith("]") else t + "]" for t in v if t.startswith("[TCP")]
+            for k, v in tags.items() if any(t.startswith("[TCP") for t in v)}
+
+
+def test_retransmitted_syns_are_tagged_as_show_tags_them() -> None:
+    """The listen-backlog overflow of the real loopback capture: the client's SYN went
+    out three times; the ladder tags the same packets with the same words as show."""
+    from regen_baselines import CAPTURES
+
+    for conn in (7, 8):
+        fig = ladder_plot(echo(conn), conn)
+        shown = {k: v for k, v in show_tags(str(CAPTURES / "echo-lo.pcap"), conn).items() if v}
+        assert shown and any("Retransmission" in t for v in shown.values() for t in v)
+        assert _normalise(ladder_tags(fig)) == shown
+
+
+def test_fast_retransmission_and_dup_acks_on_the_ladder() -> None:
+    """Zeek's retransmit-fast009.pcap: five duplicate ACKs, a fast retransmission and two
+    retransmissions, tagged on their arrows as handshake show tags them."""
+    import analyzer
+    from regen_baselines import ROOT
+
+    trace = ROOT.parent / "shared" / "corpus" / "zeek" / "traces" / "retransmit-fast009.pcap"
+    if not trace.exists():
+        pytest.skip("needs ../shared/corpus/zeek")
+    fig = ladder_plot(analyzer.read(str(trace), record=0), 0)
+    got = _normalise(ladder_tags(fig))
+    assert got == {k: v for k, v in show_tags(str(trace), 0).items() if v}
+    assert got[29] == ["[TCP Dup ACK #1]"] and got[35] == ["[TCP Dup ACK #5]"]
+    assert got[32] == ["[TCP Fast Retransmission]"]
 
 
 def test_unknown_connection_is_a_usage_error() -> None:

@@ -40,6 +40,7 @@ class Packets:
     server_state: NDArray[np.int64]
     unexpected: NDArray[np.bool_]
     anomalies: NDArray[np.int64]  # Wireshark's analysis flags (analyzer.anomalies.Anomaly)
+    dup_ack_num: NDArray[np.int64]  # the n of "TCP Dup ACK #n"
     # (client, server) base of relative sequence numbers: analyzer.relative's one rule
     bases: tuple[int | None, int | None]
 
@@ -58,7 +59,7 @@ def _to_packets(columns: dict[str, Any], raw: RawConn) -> Packets:
                    c["ack"].astype("int64"), c["len"].astype("int64"),
                    c["win"].astype("int64"), c["client_state"].astype("int64"),
                    c["server_state"].astype("int64"), c["unexpected"],
-                   c["anomalies"].astype("int64"), bases)
+                   c["anomalies"].astype("int64"), c["dup_ack_num"].astype("int64"), bases)
 
 
 def packets_of(capture: Capture, conn_id: int) -> Packets:
@@ -205,7 +206,3 @@ def integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
     axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 segment``, ``2 segments`` (with thousands separators)."""
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"

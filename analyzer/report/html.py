@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ._data import all_packets_by_conn, human_bytes, plural
+from ..words import plural
+from ._data import all_packets_by_conn, human_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..anomalies import Anomaly, tags
 from ..fsm import Input, TcpState
 from ..relative import relative
+from ..words import plural
 from ._data import (
     ACK,
     FIN,
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
 SLANT = 0.7  # rows an arrow descends between sender and receiver
 CROSS_LOOKAHEAD = 8  # rows searched for a packet that crossed this one in flight
 CLIENT_X, SERVER_X = 0.0, 1.0
+#: Packets with these flags are drawn one by one, never folded into a band.
+SHOWN_ANOMALIES = (Anomaly.RETRANSMISSION | Anomaly.FAST_RETRANSMISSION
+                   | Anomaly.SPURIOUS_RETRANSMISSION | Anomaly.DUPLICATE_ACK
+                   | Anomaly.LOST_SEGMENT | Anomaly.OUT_OF_ORDER)
 
 STATE_COLOURS = {
     "CLOSED": "#d9d9d9", "LISTEN": "#d9d9d9", "SYN_SENT": "#c6dbef", "SYN_RECEIVED": "#c6dbef",
@@ -59,6 +65,7 @@ class Arrow:
     ts_ns: int
     flags: int
     unexpected: bool
+    tags: list[str] = field(default_factory=list)  # as handshake show: "[TCP Dup ACK #1]"
 
 
 @dataclass
@@ -128,7 +135,8 @@ def _label(pk: Packets, rec: dict[str, Any], k: int) -> str:
 def _eventful(pk: Packets, k: int) -> bool:
     changed = k == 0 or (pk.client_state[k] != pk.client_state[k - 1]
                          or pk.server_state[k] != pk.server_state[k - 1])
-    return bool(changed or pk.flags[k] & (SYN | FIN | RST) or pk.unexpected[k])
+    return bool(changed or pk.flags[k] & (SYN | FIN | RST) or pk.unexpected[k]
+                or pk.anomalies[k] & SHOWN_ANOMALIES)
 
 
 def _collapse_runs(pk: Packets, max_packets: int) -> list[tuple[int, int]]:
@@ -174,7 +182,7 @@ def build_ladder(rec: dict[str, Any], pk: Packets, transitions: list[tuple[int, 
             s_bytes = int(pk.length[sel][~pk.from_client[sel]].sum())
             count = last - k + 1
             unit, per = time_unit(float(pk.ts_ns[last] - pk.ts_ns[k]))
-            label = (f"{count:,} segments, {human_bytes(c_bytes + s_bytes)} "
+            label = (f"{plural(count, 'segment')}, {human_bytes(c_bytes + s_bytes)} "
                      f"(client→server {human_bytes(c_bytes)}, server→client "
                      f"{human_bytes(s_bytes)}) in {(pk.ts_ns[last] - pk.ts_ns[k]) / per:,.1f} "
                      f"{unit}")
@@ -185,7 +193,8 @@ def build_ladder(rec: dict[str, Any], pk: Packets, transitions: list[tuple[int, 
         row_of[k] = len(out.arrows)
         out.arrows.append(Arrow(k, bool(pk.from_client[k]), y, y + SLANT, _label(pk, rec, k),
                                 int(pk.pkt_no[k]), int(pk.ts_ns[k]), int(pk.flags[k]),
-                                bool(pk.unexpected[k])))
+                                bool(pk.unexpected[k]),
+                                tags(int(pk.anomalies[k]), int(pk.dup_ack_num[k]))))
         y += 1.0 + (0.35 if pk.flags[k] & SYN else 0.0)  # SYNs carry a line of options
         k += 1
     _cross_in_flight(pk, out, row_of)
@@ -272,9 +281,12 @@ def draw_ladder(ax: Axes, rec: dict[str, Any], pk: Packets, layout: Ladder) -> N
         ax.text(xm, ym - 0.08, a.label, ha="center", va="bottom", fontsize=8,
                 color=colour, zorder=4, linespacing=1.1,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-        if a.unexpected:
-            ax.text(xm, ym + 0.12, "unexpected in this state", ha="center", va="top",
-                    fontsize=7, color="#d62728", style="italic", zorder=4)
+        notes = a.tags + (["unexpected in this state"] if a.unexpected else [])
+        if notes:  # Wireshark's analysis, worded as handshake show and tshark word it
+            ax.text(xm, ym + 0.12, " ".join(notes), ha="center", va="top", fontsize=7,
+                    color=_tag_colour(a), style="italic", zorder=4, gid=f"tags-{a.pkt_no}",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
+                          "alpha": 0.85})
         ax.text(-0.42, a.y_send + SLANT / 2, f"#{a.pkt_no}  {(a.ts_ns - t0) / per:,.3f} {unit}",
                 ha="left", va="center", fontsize=7.5, color="#555555", family="monospace")
     for b in layout.bands:
@@ -296,6 +308,15 @@ def draw_ladder(ax: Axes, rec: dict[str, Any], pk: Packets, layout: Ladder) -> N
     ax.set_title(f"connection {rec['id']}: {close_text(rec['close'])}, "
                  f"conn_state {rec['conn_state']}, history {rec['history']}", fontsize=10,
                  y=1.0)  # a fixed place: no search for tick labels to avoid
+
+
+def _tag_colour(a: Arrow) -> str:
+    """The time-sequence graph's colours: retransmissions red, duplicate ACKs purple."""
+    if any("Retransmission" in t for t in a.tags) or a.unexpected:
+        return "#d62728"
+    if any("Dup ACK" in t for t in a.tags):
+        return "#9467bd"
+    return "#8c564b"
 
 
 def close_text(close: dict[str, Any]) -> str:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..records import CLOSE_KINDS, CONN_STATES
-from ._data import ACK, SYN, connection_arrays, integer_ticks, new_figure, plural, time_unit
+from ..words import plural
+from ._data import ACK, SYN, connection_arrays, integer_ticks, new_figure, time_unit
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..anomalies import Anomaly
+from ..words import plural
 from ._data import (
     ACK,
     FIN,
     RST,
     SYN,
     Packets,
+    flag_names,
     new_figure,
     packets_of,
     seq_space,
@@ -97,9 +99,11 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     # relative to the sender's base: analyzer.relative's rule, as show, ladder and frames
     isn = pk.bases[0 if sender == "client" else 1] or 0
     base = 0 if not absolute else isn
-    span = int(pk.ts_ns[-1] - pk.ts_ns[0]) if len(pk) else 0
-    unit, per = time_unit(span)
     t0 = _origin_ns(rec, pk)
+    cut = data_end_ns(pk)  # a late RST or an idle tail would squash the data at x = 0
+    last = cut if cut is not None else (int(pk.ts_ns.max()) if len(pk) else t0)
+    span = last - min(t0, int(pk.ts_ns.min()) if len(pk) else t0)
+    unit, per = time_unit(span)
 
     # This side's segments, sequence offsets unwrapped from its ISN.
     t = (pk.ts_ns[sent_idx] - t0) / per
@@ -133,8 +137,9 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
         _points(ax, t[hole], start[hole], "v", COLOURS["hole"],
                 "hole before this segment (lost before capture / reordered)", size=40)
 
-    # The other side's ACK and advertised receive-window lines.
-    acks = back_idx[(pk.flags[back_idx] & ACK) != 0]
+    # The other side's ACK and advertised receive-window lines (a RST's ACK and window
+    # are no advertisement: RFC 9293 3.10.7.4 discards the rest of a reset segment).
+    acks = back_idx[((pk.flags[back_idx] & ACK) != 0) & ((pk.flags[back_idx] & RST) == 0)]
     at = (pk.ts_ns[acks] - t0) / per
     ack_rel = unwrap(pk.ack[acks], isn) + base
     wscale = _wscale(hs, receiver)
@@ -170,21 +175,77 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
     drawn["marks"] = marks
 
     _fit_y(ax, [start, end, ack_rel], edge, drawn)
-    ax.set_xlabel(f"time since first SYN ({unit})" if (pk.flags & SYN).any()
-                  else f"time since first packet ({unit})")
+    xlabel = (f"time since first SYN ({unit})" if (pk.flags & SYN).any()
+              else f"time since first packet ({unit})")
+    drawn["off_scale"] = []
+    if cut is not None:
+        _zoom_time(ax, pk, t0, cut, per)
+        late = pk.ts_ns[sent_idx] > cut
+        drawn["off_scale"] = _mark_off_scale(ax, t[late], start[late], flags[late], per)
+        xlabel += "; zoomed to the data, later packets are marked → at the right edge"
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("sequence number" + (" (absolute)" if absolute else f" (relative to {sender} ISN)"))
     # Sequence numbers count bytes: whole numbers only (no "250 mB" on a short axis).
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(EngFormatter(unit="B" if not absolute else "", places=None))
-    ax.set_title(f"{sender} → {receiver}: {int(payload.sum()):,} payload bytes in "
-                 f"{drawn['segments']:,} segments"
+    ax.set_title(f"{sender} → {receiver}: {plural(int(payload.sum()), 'payload byte')} in "
+                 f"{plural(drawn['segments'], 'segment')}"
                  + (f", {drawn['retransmissions']} retransmitted" if drawn["retransmissions"]
                     else "")
                  + (f"  [decimated to {COLUMNS} columns]" if drawn["segments"] > DECIMATE_OVER
                     else ""), fontsize=10, loc="left", y=1.0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.85)
+    # Sequence numbers rise from left to right: the upper left corner is the free one.
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     return drawn
+
+
+def data_end_ns(pk: Packets) -> int | None:
+    """Where the time axis should end when a short tail after a long silence (a RST a
+    minute later, keep-alives, a FIN after an idle period) would otherwise take most of
+    it: the time of the last packet before the longest gap, if that gap is over 60 % of
+    the connection's duration and at most max(3, 10 %) of its packets follow it."""
+    import numpy as np
+
+    if len(pk) < 3:
+        return None
+    ts = np.sort(pk.ts_ns)
+    gaps = np.diff(ts)
+    k = int(np.argmax(gaps))
+    after = len(ts) - (k + 1)
+    span = int(ts[-1] - ts[0])
+    if span <= 0 or gaps[k] <= 0.6 * span or after > max(3, len(ts) // 10):
+        return None
+    return int(ts[k])
+
+
+def _zoom_time(ax: Axes, pk: Packets, t0: int, cut: int, per: float) -> None:
+    first = (min(int(pk.ts_ns.min()), t0) - t0) / per
+    end = (cut - t0) / per
+    pad = max((end - first) * 0.04, 1e-9)
+    ax.set_xlim(first - pad, end + pad)
+
+
+def _mark_off_scale(ax: Axes, t: Any, seq: Any, flags: Any, per: float
+                    ) -> list[tuple[str, float]]:
+    """An arrow at the right edge for each packet beyond the zoomed time axis, at its
+    sequence number (kept inside the panel), naming it and its time (in the axis's
+    origin, in a unit of its own: "RST,ACK at 61.0 s" on a millisecond axis)."""
+    low, high = ax.get_ylim()
+    marks = []
+    for k, (when, where, bits) in enumerate(zip(t.tolist(), seq.tolist(), flags.tolist())):
+        name = flag_names(int(bits))
+        marks.append((name, when))
+        unit, own = time_unit(abs(when * per))
+        y = min(max(where, low + 0.05 * (high - low)), high - 0.05 * (high - low))
+        ax.annotate(f"{name} at {when * per / own:,.1f} {unit}", xy=(1.0, y),
+                    xycoords=("axes fraction", "data"), xytext=(-14, 14 * (k + 1)),
+                    textcoords="offset points", ha="right", va="center", fontsize=8,
+                    color=COLOURS.get(name.split(",")[0].lower(), "#333333"),
+                    arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1},
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#999999"},
+                    zorder=7, gid="off-scale")
+    return marks
 
 
 def _fit_y(ax: Axes, shown: list[Any], edge: Any, drawn: dict[str, Any]) -> None:
@@ -203,7 +264,8 @@ def _fit_y(ax: Axes, shown: list[Any], edge: Any, drawn: dict[str, Any]) -> None
                 transform=ax.transAxes, ha="right", va="top", fontsize=8,
                 color=COLOURS["window"])
     else:
-        ax.set_ylim(low - 0.05 * max(top - low, 10), top + 0.05 * max(top - low, 10))
+        pad = max(0.05 * (top - low), 1.0)  # at least a byte: whole-number ticks fit
+        ax.set_ylim(low - pad, top + pad)
 
 
 def _wscale(hs: dict[str, Any], side: str) -> int:

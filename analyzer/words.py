@@ -1,0 +1,8 @@
+"""Counts in words, one way for every output: ``1 segment``, ``2 segments``."""
+
+from __future__ import annotations
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``n`` and the noun it counts, singular for exactly one (thousands separated)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
