@@ -1,6 +1,7 @@
 /* Python binding of the compiled core: analyzer._engine.Engine. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 #include <string.h>
 #include "engine.h"
 #include "framing.h"
@@ -12,18 +13,62 @@ uint64_t conn_zeek_size(const Conn *c, int role_orig);
 
 static PyObject *FormatError;
 
+/* Thread safety. feed() runs with the GIL released (a live capture's thread feeds while a
+ * notebook reads the same Capture), and feeding reallocates the connection, transition
+ * and row arrays. So every method takes the engine's own lock for its whole run: a reader
+ * never sees an array being moved, a feed never runs beside a reader. Methods are listed
+ * in Engine_methods only through the LOCKED_* wrappers below; a new method must be too. */
 typedef struct {
     PyObject_HEAD
     Framer framer;
     Tracker tracker;
     int ready;
+    PyThread_type_lock lock; /* held by whichever method runs (see above) */
 } EngineObject;
+
+/* Take the lock; if another thread holds it (a feed, the GIL released), wait for it
+ * without the GIL so that thread, and every other, can go on. */
+static int engine_lock(EngineObject *self) {
+    if (!self->lock) {
+        PyErr_SetString(PyExc_RuntimeError, "Engine used before __init__ succeeded");
+        return -1;
+    }
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    return 0;
+}
+
+static void engine_unlock(EngineObject *self) { PyThread_release_lock(self->lock); }
+
+static PyObject *not_ready(void) {
+    PyErr_SetString(PyExc_RuntimeError, "Engine used before __init__ succeeded");
+    return NULL;
+}
+
+#define LOCKED_1(fn)                                                                      \
+    static PyObject *fn##_locked(EngineObject *self, PyObject *a) {                       \
+        if (engine_lock(self) < 0) return NULL;                                           \
+        PyObject *r = self->ready ? fn(self, a) : not_ready();                            \
+        engine_unlock(self);                                                              \
+        return r;                                                                         \
+    }
+#define LOCKED_KW(fn)                                                                     \
+    static PyObject *fn##_locked(EngineObject *self, PyObject *a, PyObject *kw) {         \
+        if (engine_lock(self) < 0) return NULL;                                           \
+        PyObject *r = self->ready ? fn(self, a, kw) : not_ready();                        \
+        engine_unlock(self);                                                              \
+        return r;                                                                         \
+    }
 
 static void Engine_dealloc(EngineObject *self) {
     if (self->ready) {
         framer_free(&self->framer);
         tracker_free(&self->tracker);
     }
+    if (self->lock) PyThread_free_lock(self->lock);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -99,14 +144,22 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "fsm_table has the wrong size");
         return -1;
     }
+    if (!self->lock && !(self->lock = PyThread_allocate_lock())) {
+        free(likely_bits);
+        PyBuffer_Release(&table);
+        PyErr_NoMemory();
+        return -1;
+    }
+    engine_lock(self); /* __init__ called again while another thread feeds */
     if (self->ready) {
         framer_free(&self->framer);
         tracker_free(&self->tracker);
+        self->ready = 0;
     }
     framer_init(&self->framer);
     int rc = tracker_init(&self->tracker, table.buf);
     PyBuffer_Release(&table);
-    if (rc) { free(likely_bits); PyErr_NoMemory(); return -1; }
+    if (rc) { engine_unlock(self); free(likely_bits); PyErr_NoMemory(); return -1; }
     self->tracker.likely_ports = likely_bits;
     self->tracker.verify_checksums = verify;
     self->tracker.port_filter = port;
@@ -115,7 +168,9 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     self->tracker.max_packets = count;
     self->framer.stop = &self->tracker.stop;
     self->ready = 1;
-    if (bpf != Py_None && set_bpf(&self->tracker, bpf) < 0) return -1;
+    int bad = bpf != Py_None && set_bpf(&self->tracker, bpf) < 0;
+    engine_unlock(self);
+    if (bad) return -1;
     return 0;
 }
 
@@ -514,30 +569,46 @@ fail:
     return NULL;
 }
 
+LOCKED_1(Engine_feed)
+LOCKED_1(Engine_feed_frames)
+LOCKED_KW(Engine_feed_segment)
+LOCKED_1(Engine_note_time)
+LOCKED_1(Engine_finish)
+LOCKED_1(Engine_stats)
+LOCKED_1(Engine_conn_count)
+LOCKED_1(Engine_conn)
+LOCKED_1(Engine_transitions)
+LOCKED_1(Engine_rows)
+LOCKED_1(Engine_row_columns)
+LOCKED_1(Engine_drain_transitions)
+LOCKED_1(Engine_jsonl)
+
+/* Every entry is a *_locked wrapper (see EngineObject): M() makes sure of it. */
+#define M(name, fn, flags, doc) {name, (PyCFunction)(void (*)(void))fn##_locked, flags, doc}
 static PyMethodDef Engine_methods[] = {
-    {"feed", (PyCFunction)Engine_feed, METH_O,
-     "feed(data) -> bytes consumed: frame, decode and track every complete record."},
-    {"feed_frames", (PyCFunction)Engine_feed_frames, METH_O,
-     "feed_frames(data): track the framed records of Merger.drain()."},
-    {"feed_segment", (PyCFunction)(void (*)(void))Engine_feed_segment,
-     METH_VARARGS | METH_KEYWORDS, "Track one already-decoded TCP segment."},
-    {"note_time", (PyCFunction)Engine_note_time, METH_VARARGS,
-     "note_time(ts_ns, pkt_no): count a time out of range for a packet not fed."},
-    {"finish", (PyCFunction)Engine_finish, METH_NOARGS,
-     "End of input: classify every connection's close and Zeek conn_state."},
-    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "Counters as a dict."},
-    {"conn_count", (PyCFunction)Engine_conn_count, METH_NOARGS, "Number of connections."},
-    {"conn", (PyCFunction)Engine_conn, METH_O, "One connection's raw fields as a tuple."},
-    {"transitions", (PyCFunction)Engine_transitions, METH_O,
-     "One connection's endpoint state changes."},
-    {"rows", (PyCFunction)Engine_rows, METH_NOARGS, "Recorded per-packet rows."},
-    {"row_columns", (PyCFunction)Engine_row_columns, METH_VARARGS,
-     "row_columns(conn=-1) -> {name: bytes}: recorded rows as packed column arrays."},
-    {"drain_transitions", (PyCFunction)Engine_drain_transitions, METH_NOARGS,
-     "Transitions since the last call: [(conn_id, role, state, ts_ns, pkt_no, how, input)]."},
-    {"jsonl", (PyCFunction)Engine_jsonl, METH_VARARGS,
-     "jsonl(start, count) -> JSON lines of those connections (as records.build_record)."},
+    M("feed", Engine_feed, METH_O,
+      "feed(data) -> bytes consumed: frame, decode and track every complete record."),
+    M("feed_frames", Engine_feed_frames, METH_O,
+      "feed_frames(data): track the framed records of Merger.drain()."),
+    M("feed_segment", Engine_feed_segment, METH_VARARGS | METH_KEYWORDS,
+      "Track one already-decoded TCP segment."),
+    M("note_time", Engine_note_time, METH_VARARGS,
+      "note_time(ts_ns, pkt_no): count a time out of range for a packet not fed."),
+    M("finish", Engine_finish, METH_NOARGS,
+      "End of input: classify every connection's close and Zeek conn_state."),
+    M("stats", Engine_stats, METH_NOARGS, "Counters as a dict."),
+    M("conn_count", Engine_conn_count, METH_NOARGS, "Number of connections."),
+    M("conn", Engine_conn, METH_O, "One connection's raw fields as a tuple."),
+    M("transitions", Engine_transitions, METH_O, "One connection's endpoint state changes."),
+    M("rows", Engine_rows, METH_NOARGS, "Recorded per-packet rows."),
+    M("row_columns", Engine_row_columns, METH_VARARGS,
+      "row_columns(conn=-1) -> {name: bytes}: recorded rows as packed column arrays."),
+    M("drain_transitions", Engine_drain_transitions, METH_NOARGS,
+      "Transitions since the last call: [(conn_id, role, state, ts_ns, pkt_no, how, input)]."),
+    M("jsonl", Engine_jsonl, METH_VARARGS,
+      "jsonl(start, count) -> JSON lines of those connections (as records.build_record)."),
     {NULL, NULL, 0, NULL}};
+#undef M
 
 static PyTypeObject EngineType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "analyzer._engine.Engine",

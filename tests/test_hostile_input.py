@@ -18,13 +18,12 @@ import time
 import zlib
 from pathlib import Path
 
+import pcapgen as g  # tests/ is on sys.path (pytest's rootdir-relative import)
 import pytest
 
 import analyzer
 from analyzer import _engine
 from analyzer.fsm import table_bytes
-
-import pcapgen as g  # tests/ is on sys.path (pytest's rootdir-relative import)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPRO = ROOT.parent / "shared" / "reliability"

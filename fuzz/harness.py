@@ -1,0 +1,132 @@
+"""One fuzz input, three ways into the compiled core (issue 12): shared by the
+coverage-guided fuzzer (fuzz_engine.py, atheris) and the replay of the corpora
+(replay.py, tests/test_fuzz_corpus.py).
+
+The first byte picks the way and the options; the rest is the input:
+
+* ``file``: written to a file and read by ``analyzer.read`` (gzip detection, framing,
+  decoding, tracking, the records and every output format);
+* ``live``: fed to ``Engine.feed`` in chunks of sizes taken from the input, keeping the
+  unconsumed bytes as a live capture does, readers called between chunks;
+* ``segments``: 42-byte records, each one ``Engine.feed_segment`` call (any time, flags,
+  sequence numbers, options), readers called as it goes.
+
+Anything but the documented outcomes (a Capture, a CaptureError, FormatError from feed,
+ValueError for bad feed_segment arguments) is a finding; so is any sanitizer report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tempfile
+from typing import Any
+
+import analyzer
+from analyzer import _engine
+from analyzer.capture import new_engine
+from analyzer.errors import CaptureError
+from analyzer.formats import FORMATS, write
+from analyzer.records import RawConn, build_record
+
+SCRATCH = os.path.join(tempfile.gettempdir(), f"handshake-fuzz-{os.getpid()}.bin")
+SEGMENT = struct.Struct("<qIIHHBIIHHhbBBI")  # see segments()
+WAYS = ("file", "live", "segments")
+
+
+def options(byte: int) -> dict[str, Any]:
+    return {"verify_checksums": bool(byte & 0x04), "zeek_timers": bool(byte & 0x08),
+            "record": -2 if byte & 0x10 else None,
+            "likely_server_ports": (80, 443) if byte & 0x20 else None}
+
+
+def one_input(data: bytes) -> None:
+    if not data:
+        return
+    way, opts, body = WAYS[data[0] % 3], options(data[0]), data[1:]
+    if way == "file":
+        read_file(body, opts)
+    elif way == "live":
+        live(body, opts)
+    else:
+        segments(body, opts)
+
+
+def read_file(body: bytes, opts: dict[str, Any]) -> None:
+    with open(SCRATCH, "wb") as f:
+        f.write(body)
+    try:
+        cap = analyzer.read(SCRATCH, **opts)
+    except CaptureError:
+        return
+    same_records(cap.engine)
+    write([cap], FORMATS[body[-1] % len(FORMATS)] if body else "jsonl", io.StringIO())
+    if opts["record"] == -2:
+        cap.engine.row_columns()
+        cap.packet_rows()
+
+
+def same_records(engine: Any) -> None:
+    """The engine's JSON lines and the Python records are one record (one fact, one
+    place: a time difference that wrapped in C once made them differ)."""
+    n = engine.conn_count()
+    lines = engine.jsonl(0, n).splitlines() if n else []
+    assert len(lines) == n
+    for i, line in enumerate(lines):
+        rec = build_record(RawConn._make(engine.conn(i)), engine.transitions(i))
+        assert json.loads(line) == json.loads(json.dumps(rec, allow_nan=False)), (line, rec)
+
+
+def _engine_for(opts: dict[str, Any]) -> Any:
+    return new_engine(verify_checksums=opts["verify_checksums"],
+                      zeek_timers=opts["zeek_timers"], record=opts["record"],
+                      likely_server_ports=opts["likely_server_ports"])
+
+
+def read_back(engine: Any) -> None:
+    """What a reader (a notebook, the live view) asks of a filling engine."""
+    n = engine.conn_count()
+    for i in {0, n // 2, n - 1} if n else ():
+        build_record(RawConn._make(engine.conn(i)), engine.transitions(i))
+        engine.row_columns(i)
+    engine.jsonl(0, n)
+    engine.drain_transitions()
+    engine.stats()
+
+
+def live(body: bytes, opts: dict[str, Any]) -> None:
+    engine = _engine_for(opts)
+    pending = bytearray()
+    pos = chunks = 0
+    while pos < len(body):
+        size = 1 + body[pos] * 7  # chunk sizes from the input itself: 1 to 1786 bytes
+        pending += body[pos + 1:pos + 1 + size]
+        pos += 1 + size
+        try:
+            used = engine.feed(pending)
+        except _engine.FormatError:
+            break
+        del pending[:used]
+        chunks += 1
+        if chunks % 4 == 0:
+            read_back(engine)
+    engine.finish()
+    same_records(engine)
+
+
+def segments(body: bytes, opts: dict[str, Any]) -> None:
+    engine = _engine_for(opts)
+    for k in range(0, len(body) - SEGMENT.size + 1, SEGMENT.size):
+        (ts, src, dst, sport, dport, flags, seq, ack, length, win, mss, wscale, sack,
+         tsok, pkt) = SEGMENT.unpack_from(body, k)
+        # few addresses and ports, so that segments meet in the same connections
+        a, b = struct.pack(">I", 0x0A000000 | src & 3), struct.pack(">I", 0x0A000000 | dst & 3)
+        engine.feed_segment(ts, a, b, sport & 7, dport & 7, flags, seq, ack, length, win,
+                            mss, wscale, bool(sack & 1), bool(tsok & 1),
+                            pkt_no=pkt & 0xFF if pkt & 0x100 else 0)
+        if k % (SEGMENT.size * 16) == 0:
+            read_back(engine)
+    engine.finish()
+    same_records(engine)
