@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                       help="read N files at a time in worker processes (default: the "
                            "number of cores); the output is the same as with -j 1")
+    many.add_argument("--scheduler", metavar="ADDRESS",
+                      help="read the files on a Dask cluster, e.g. tcp://HOST:8786 (its "
+                           "workers must see the files: a shared file system or fsspec "
+                           "URLs); needs the dask extra")
 
     sh = sub.add_parser("show", help="one connection packet by packet with both states",
                         description="Show one connection packet by packet, like tcpdump, "
@@ -181,6 +185,10 @@ def cmd_read(args: argparse.Namespace) -> int:
             raise UsageError("--format parquet writes a directory: give it with -o DIR")
         directory = args.output
         import pyarrow  # noqa: F401  (a missing extra is one line before any reading)
+    if args.scheduler:
+        from .dask import require
+
+        require()  # a missing extra is one line before any reading
     # A file that cannot be opened (missing, not a capture) is one error line in its
     # place; the others are still read and reported.
     checked = check_inputs(args.files)
@@ -190,7 +198,12 @@ def cmd_read(args: argparse.Namespace) -> int:
     if files:
         out = None if directory else _open_out(args.output)
         try:
-            if args.merge:
+            if args.scheduler:
+                from .dask import run_on_cluster
+
+                parts = run_on_cluster(args.scheduler, files, options, args.format, out,
+                                       directory, args.merge, bar)
+            elif args.merge:
                 parts = [_read_merged(files, options, args.format, out, directory, bar)]
             else:
                 parts = run(files, options, args.format, args.jobs or default_jobs(), out,
