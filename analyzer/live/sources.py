@@ -34,6 +34,13 @@ PIPE_SIZE = 1 << 20  # the largest pipe an unprivileged process may ask for by d
 KERNEL_BUFFER_MIB = 64  # -B: the kernel ring; dumpcap's packs ~400 k small packets in it
 STARTUP_TIMEOUT = 10.0
 STOP_GRACE = 1.0  # seconds pyshark's tshark gets to deliver its last packets
+# dumpcap reads libpcap's TPACKET_V3 ring, where the kernel hands a block of packets over
+# when it is full or when its timer (dumpcap's 250 ms read timeout) retires it; dumpcap
+# exits on SIGINT without the block still open, losing up to that much traffic. So a stop
+# is held back until the stream shows a packet captured after the stop (blocks come in
+# order: every packet before it was delivered) or, when no traffic follows, until the last
+# block has surely retired and been written.
+DUMPCAP_DRAIN_MAX = 1.0
 
 
 class Source(Protocol):
@@ -83,6 +90,10 @@ class ChildSource:
         self.stderr_lines: list[str] = []
         self._ready = threading.Event()
         self._stopping = False
+        self._stop_at_ns: int | None = None  # dumpcap: stop asked, SIGINT not sent yet
+        self._stop_deadline = 0.0
+        self._clock = PcapClock()
+        self._signal_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_done = threading.Event()
 
@@ -143,20 +154,51 @@ class ChildSource:
         fd = self._proc.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
+            self._drain_check()
             return b""
         data = os.read(fd, READ_SIZE)
         if data:
+            if self.name == "dumpcap":
+                self._clock.feed(data)
+                self._drain_check()
             return data
         self._finish()
         return None
 
     def stop(self) -> None:
         """SIGINT: the child flushes what it has, prints its statistics and exits; read()
-        keeps returning the rest until the end of the stream."""
-        if self._proc is not None and self._proc.poll() is None and not self._stopping:
+        keeps returning the rest until the end of the stream. For dumpcap the signal waits
+        until what the kernel captured before this call has come through (see
+        DUMPCAP_DRAIN_MAX): read() sends it."""
+        if self._proc is None or self._proc.poll() is not None or self._stopping:
+            return
+        if self.name == "dumpcap" and self._stop_at_ns is None:
+            self._stop_deadline = time.monotonic() + DUMPCAP_DRAIN_MAX
+            self._stop_at_ns = time.time_ns()  # packet times are the kernel's wall clock
+            # read() signals as soon as the stream passes the stop; this thread makes sure
+            # of it by the deadline even if nobody reads any more
+            threading.Thread(target=self._drain_watch, daemon=True).start()
+            return
+        self._signal_stop()
+
+    def _drain_watch(self) -> None:
+        while not self._stopping:
+            self._drain_check()
+            time.sleep(0.02)
+
+    def _drain_check(self) -> None:
+        if self._stop_at_ns is not None and not self._stopping and (
+                self._clock.latest_ns >= self._stop_at_ns
+                or time.monotonic() >= self._stop_deadline):
+            self._signal_stop()
+
+    def _signal_stop(self) -> None:
+        assert self._proc is not None
+        with self._signal_lock:
+            if self._proc.poll() is None and not self._stopping:
+                self._proc.send_signal(signal.SIGINT)
+                threading.Timer(10.0, self._kill_if_stuck).start()
             self._stopping = True
-            self._proc.send_signal(signal.SIGINT)
-            threading.Timer(10.0, self._kill_if_stuck).start()
 
     def _kill_if_stuck(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -170,6 +212,43 @@ class ChildSource:
         if not self._stopping and (status not in (0, -signal.SIGINT) or not self.count):
             # Ended on its own before its count: the interface went down or disappeared.
             self.ended_by = f"{self.name}: {_first_error(self.stderr_lines)}"
+
+
+class PcapClock:
+    """The latest packet time in a classic pcap byte stream, followed as it passes (only
+    the record headers are looked at)."""
+
+    def __init__(self) -> None:
+        self.latest_ns = 0
+        self._head = bytearray()
+        self._skip = 0
+        self._record: struct.Struct | None = None  # known once the file header is read
+        self._frac_ns = 1000
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            if self._skip:
+                n = min(self._skip, len(view))
+                self._skip -= n
+                view = view[n:]
+                continue
+            need = 24 if self._record is None else 16
+            take = need - len(self._head)
+            self._head += view[:take]
+            view = view[take:]
+            if len(self._head) < need:
+                return
+            if self._record is None:
+                magic = struct.unpack("<I", self._head[:4])[0]
+                little = magic in (0xA1B2C3D4, 0xA1B23C4D)  # as written by this machine
+                self._frac_ns = 1 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1000
+                self._record = struct.Struct(("<" if little else ">") + "IIII")
+            else:
+                sec, frac, caplen, _ = self._record.unpack(self._head)
+                self.latest_ns = max(self.latest_ns, sec * 1_000_000_000 + frac * self._frac_ns)
+                self._skip = caplen
+            self._head.clear()
 
 
 def _first_error(lines: list[str]) -> str:
