@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tshark_compare
 from segments import ACK, FA, PA, SA, SYN, Wire
 from waiting import capture_has_ended, wait_until
 
@@ -47,20 +48,16 @@ Flags = dict[int, tuple[int, int]]  # frame number -> (anomaly bits, dup ack num
 
 
 def tshark_flags(path: Path) -> Flags:
-    cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|",
-           "-e", "frame.number", "-e", "tcp.analysis.duplicate_ack_num"]
-    for flag in Anomaly:
-        cmd += ["-e", TSHARK_FIELDS[flag]]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    """tshark's tcp.analysis.* flags per frame (its one cached run per file)."""
     flags: Flags = {}
-    for line in out.splitlines():
-        number, dup, *fields = line.split("|")
+    for row in tshark_compare.run_tshark(path):
         bits = 0
-        for flag, value in zip(Anomaly, fields):
-            if value:
+        for flag in Anomaly:
+            if row[TSHARK_FIELDS[flag]]:
                 bits |= flag
         if bits:
-            flags[int(number)] = (bits, int(dup.split(",")[0]) if dup else 0)
+            dup = row["tcp.analysis.duplicate_ack_num"]
+            flags[int(row["frame.number"])] = (bits, int(dup) if dup else 0)
     return flags
 
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from analyzer.anomalies import TSHARK_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "corpus"
@@ -46,8 +49,8 @@ OPTION_FIELDS = ("tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options
 FIELDS = ("frame.number", "frame.protocols", "tcp.stream",
           "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",
           "tcp.flags", "tcp.seq_raw", "tcp.ack_raw", "tcp.len", "tcp.analysis.initial_rtt",
-          *OPTION_FIELDS,
-          *(f"tcp.analysis.{name}" for name in ANOMALIES))
+          *OPTION_FIELDS, "tcp.analysis.duplicate_ack_num",
+          *sorted(set(TSHARK_FIELDS.values())))   # tests/test_anomalies.py reads them too
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
 Endpoint = tuple[str, int]
@@ -110,19 +113,29 @@ def _addresses(row: dict[str, str]) -> tuple[str, str]:
     return row[f"{v}.src"], row[f"{v}.dst"]
 
 
+@functools.cache
 def run_tshark(path: Path) -> list[dict[str, str]]:
-    """One row per TCP packet (not TCP quoted in ICMP errors), fields by name."""
-    cmd = ["tshark", "-n", "-r", str(path), "-Y", "tcp && !icmp && !icmpv6", "-T", "fields",
-           "-E", "separator=\t", "-E", "occurrence=l"]
+    """One row per frame, fields by name (innermost occurrence): one tshark run per
+    file and test session, shared by this module and tests/test_anomalies.py."""
+    cmd = ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t",
+           "-E", "occurrence=l"]
     for f in FIELDS:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return [dict(zip(FIELDS, line.split("\t"))) for line in out.splitlines()]
 
 
+def is_tcp(row: dict[str, str]) -> bool:
+    """A TCP segment of its own (not TCP quoted in an ICMP error)."""
+    layers = row["frame.protocols"].split(":")
+    return "tcp" in layers and "icmp" not in layers and "icmpv6" not in layers
+
+
 def tshark_streams(rows: Iterable[dict[str, str]]) -> dict[int, Stream]:
     streams: dict[int, Stream] = {}
     for row in rows:
+        if not is_tcp(row):
+            continue
         src, dst = _addresses(row)
         if not src or not row["tcp.stream"]:
             continue
