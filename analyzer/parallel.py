@@ -57,12 +57,28 @@ def default_jobs() -> int:
 
 def render(path: str, options: Options, fmt: str, index: int, count: int,
            out: TextIO | None, directory: str | None,
-           progress: Callable[[int, int, int, int], None] | None = None) -> Part:
+           progress: Callable[[int, int, int, int], None] | None = None,
+           bar: Bar | None = None) -> Part:
     """Read one file and write its part: to ``out`` in a text format, or as its
-    partition of the Parquet dataset in ``directory``."""
+    partition of the Parquet dataset in ``directory``. ``bar``: the progress line to
+    take off a terminal that the part is written to."""
+    from contextlib import nullcontext
+
     from .capture import read
 
     cap = read(path, progress=progress, **options)
+    with bar.hidden() if bar is not None and _is_tty(out) else nullcontext():
+        _write(cap, path, fmt, index, count, out, directory)
+    return Part(index, path, list(cap.warnings), errors_of(cap),
+                packets=cap.stats["frames"], connections=len(cap))
+
+
+def _is_tty(out: TextIO | None) -> bool:
+    return bool(out is not None and getattr(out, "isatty", lambda: False)())
+
+
+def _write(cap: Capture, path: str, fmt: str, index: int, count: int, out: TextIO | None,
+           directory: str | None) -> None:
     if fmt == "parquet":
         from .parquet import write_partition
 
@@ -73,8 +89,6 @@ def render(path: str, options: Options, fmt: str, index: int, count: int,
 
         assert out is not None
         write_part(cap, fmt, index, count, out)
-    return Part(index, path, list(cap.warnings), errors_of(cap),
-                packets=cap.stats["frames"], connections=len(cap))
 
 
 def errors_of(cap: Capture) -> list[str]:
@@ -118,8 +132,8 @@ def run(paths: Sequence[str], options: Options, fmt: str, jobs: int, out: TextIO
         out.write(head(fmt, len(paths)))
     # Pipes (-, <(zcat ...)) belong to this process: read everything here then.
     if jobs <= 1 or len(paths) <= 1 or not all(os.path.isfile(p) for p in paths):
-        parts = [render(p, options, fmt, i, len(paths), out, directory, bar.progress_fn(i))
-                 for i, p in enumerate(paths)]
+        parts = [render(p, options, fmt, i, len(paths), out, directory, bar.progress_fn(i),
+                        bar) for i, p in enumerate(paths)]
     else:
         parts = list(_in_processes(paths, options, fmt, jobs, out, directory, bar))
     if out is not None:
@@ -167,6 +181,7 @@ def _worker(path: str, options: Options, fmt: str, index: int, count: int,
 def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
                   out: TextIO | None, directory: str | None, bar: Bar) -> Iterator[Part]:
     import multiprocessing
+    from contextlib import nullcontext
 
     # forkserver: workers start from a clean process, not a copy of this one's threads.
     ctx = multiprocessing.get_context("forkserver")
@@ -209,7 +224,8 @@ def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
                            part.connections)
                 if part.text_file is not None:
                     if out is not None:
-                        with open(part.text_file, encoding="utf-8", newline="") as text:
+                        with open(part.text_file, encoding="utf-8", newline="") as text, \
+                                bar.hidden() if _is_tty(out) else nullcontext():
                             shutil.copyfileobj(text, out, 1 << 20)
                     os.unlink(part.text_file)
                 yield part

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 REDRAW = 0.25  # seconds between redraws: fast enough to look alive, cheap to draw
@@ -73,10 +75,22 @@ class Bar:
         self.stream.flush()
         self.shown = True
 
+    @contextmanager
+    def hidden(self) -> Iterator[None]:
+        """The line off the terminal while output goes to the same terminal; drawn
+        again (below that output) at the next update."""
+        with self.lock:
+            if self.enabled and self.shown:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+            self.shown = False
+            yield
+            self.last = 0.0
+
     def close(self) -> None:
         """The final figures, then the line is cleared for the output that follows."""
         with self.lock:
-            if not self.enabled:
+            if not self.enabled or not self.parts:
                 return
             self._draw(time.monotonic())
             self.stream.write("\r\033[K")

@@ -137,3 +137,37 @@ def test_no_progress_when_stderr_is_not_a_terminal(inputs: list[str]) -> None:
     for mode in (("-j", "2"), ("--merge",)):
         done = handshake("read", *mode, *files)
         assert done.returncode == 0 and done.stderr == ""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_bar_never_cuts_into_output_on_the_same_terminal(inputs: list[str], jobs: str
+                                                             ) -> None:
+    """stdout and stderr on one terminal: the bar leaves the line before each part."""
+    import re
+
+    files = [p for p in inputs if "cut" not in p]
+    expected = handshake("read", "-j", jobs, "--format", "jsonl", *files).stdout
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "read", "-j", jobs, "--format",
+                             "jsonl", *files], stdout=slave, stderr=slave, cwd=ROOT)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        assert ready
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode().replace("\r\n", "\n")
+    assert "connections\x1b[K" in text  # the bar was drawn
+    # Output never starts on the bar's line: a drawing is followed by a redraw or by
+    # the clearing of the line ("\r\x1b[K"), never directly by output text.
+    assert not re.search(r"\r[^\r\n\x1b]+\x1b\[K[^\r]", text)
+    # Take out every drawing ("\r...ESC[K") of the bar: the output is left whole.
+    assert re.sub(r"\r[^\r\n]*?\x1b\[K", "", text) == expected
