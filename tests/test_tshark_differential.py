@@ -78,7 +78,7 @@ def results() -> list[tc.FileResult]:
 
 
 def test_every_capture_is_compared(results: list[tc.FileResult]) -> None:
-    assert len(results) >= 5 and sum(r.streams for r in results) >= 180
+    assert len(results) >= 4 and sum(r.streams for r in results) >= 180   # captures/
     if tc.SHARED.is_dir():
         assert len(results) > 50 and sum(r.streams for r in results) > 600
 
