@@ -1,6 +1,7 @@
 """Write the seed corpus (fuzz/seeds/) from the bundled captures: each capture read as a
 file (plain and gzip), fed live in chunks, and its TCP segments as feed_segment calls
-(see harness.py for the input layout). Deterministic; run again after the captures
+(see harness.py for the input layout); plus small generated captures of the link types
+and encapsulations the bundled ones lack. Deterministic; run again after the captures
 change:  python fuzz/make_seeds.py
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,6 +55,42 @@ def segment_body(path: str) -> bytes:
     return bytes(out)
 
 
+def generated() -> dict[str, bytes]:
+    """Link types, encapsulations and IP variants the bundled captures lack, made by the
+    tests' packet writer (tests/pcapgen.py): what the decoder reads besides loopback."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import pcapgen as g
+
+    v4 = g.conversation()
+    v6 = g.conversation(client=("2001:db8::1", 40000), server=("2001:db8::2", 80),
+                        ext=[g.hop_by_hop(), g.dest_options()])
+    opts = g.conversation(ip_options=g.ipopt_record_route(), close="three_way")
+    out: dict[str, bytes] = {}
+    links = [g.Link(g.LT_ETHERNET, vlans=((0x8100, 5), (0x88A8, 7))),
+             g.Link(g.LT_ETHERNET, pad=True), g.Link(g.LT_SLL), g.Link(g.LT_SLL2),
+             g.Link(g.LT_NULL), g.Link(g.LT_LOOP), g.Link(g.LT_RAW), g.Link(g.LT_IPV6)]
+    for link in links:
+        conv = v6 if link.linktype == g.LT_IPV6 else v4
+        out[f"gen-{link.name}"] = g.pcap_file(g.framed(conv.packets, link), link.linktype)
+    out["gen-ipv4-options"] = g.pcap_file(g.framed(opts.packets, g.LT_RAW), g.LT_RAW)
+    frags = [g.Packet(v4.packets[0].ts_ns, f)
+             for f in g.ipv4_fragments(g.addr("10.0.0.1"), g.addr("10.0.0.2"), bytes(64), 24)]
+    out["gen-fragments"] = g.pcap_file(g.framed(frags + v4.packets, g.LT_RAW), g.LT_RAW)
+    gtp = [g.Packet(p.ts_ns, g.udp_packet("192.0.2.1", "192.0.2.2", 2152, 2152,
+                                          struct.pack("!BBHI", 0x30, 0xFF, len(p.data), 1)
+                                          + p.data)) for p in v4.packets]
+    out["gen-gtp-u"] = g.pcap_file(g.framed(gtp, g.LT_ETHERNET), g.LT_ETHERNET)
+    teredo = [g.Packet(p.ts_ns, g.udp_packet("192.0.2.1", "192.0.2.2", 3797, 3544, p.data))
+              for p in v6.packets]
+    out["gen-teredo"] = g.pcap_file(g.framed(teredo, g.LT_ETHERNET), g.LT_ETHERNET)
+    ng = [g.Interface(g.LT_ETHERNET, tsresol=9), g.Interface(g.LT_RAW, tsresol=0x80 | 20,
+                                                             tsoffset=1)]
+    mixed = [g.Packet(p.ts_ns, q.data if k % 2 else p.data, k % 2) for k, (p, q) in
+             enumerate(zip(g.framed(v4.packets, g.LT_ETHERNET), v4.packets))]
+    out["gen-pcapng-two-interfaces-be"] = g.pcapng_file(mixed, ng, byteorder=">")
+    return out
+
+
 def main() -> None:
     out = os.path.join(HERE, "seeds")
     os.makedirs(out, exist_ok=True)
@@ -69,6 +107,11 @@ def main() -> None:
                  f"live-{base}": first_byte(LIVE, 0x30) + live_body(data),
                  f"segments-{base}": first_byte(SEGMENTS, 0x08) + segment_body(path)}
         for seed, body in seeds.items():
+            with open(os.path.join(out, seed), "wb") as f:
+                f.write(body)
+    for name, data in generated().items():
+        for seed, body in {f"file-{name}": first_byte(FILE, 0x04) + data,
+                           f"live-{name}": first_byte(LIVE, 0x00) + live_body(data)}.items():
             with open(os.path.join(out, seed), "wb") as f:
                 f.write(body)
 
