@@ -117,6 +117,10 @@ typedef struct {
     uint32_t recv_fin_trans;
     uint8_t before_recv_fin;   /* the state that transition left */
     uint8_t data_after_peer_fin;
+    /* In SYN-SENT this endpoint was sent an unacceptable ACK: a RST with SEQ=that ACK is
+     * its answer (RFC 9293 3.10.7.3 first), not an abort. */
+    uint8_t rst_answer_pending;
+    uint32_t rst_answer_seq;
     uint8_t fin_acks_peer_fin; /* our first FIN acknowledged the peer's FIN */
     uint8_t peer_fin_acked_before_our_fin;
     /* options from our SYN / SYN-ACK */
@@ -161,6 +165,7 @@ typedef struct {
     /* Handshake times, TS_UNSET when not seen: the SYN answered, the first SYN-ACK
      * answering it, the SYN-ACK the completing ACK answered, and that ACK. */
     int64_t hs_syn_ts, hs_synack_ts, hs_synack_last_ts, hs_ack_ts, hs_first_syn_ts;
+    uint64_t hs_synack_pkt;   /* the packet of hs_synack_ts */
     uint8_t self_connect;     /* one socket connected to itself: src == dst */
     uint32_t unexpected;      /* inputs the table calls unexpected */
     uint32_t trans_head, trans_tail;

@@ -375,7 +375,13 @@ static void note_facts(Conn *c, int from, const Segment *s, int unseen_synack) {
     Side *e = &c->s[from], *p = &c->s[from ^ 1];
     uint8_t f = s->flags;
     int64_t ts = s->ts_ns;
-    if (unacceptable_ack(p, s)) return; /* not this connection's (3.10.7.3 first) */
+    if (unacceptable_ack(p, s)) { /* not this connection's (3.10.7.3 first) */
+        if (!(f & F_RST)) { /* answered by <SEQ=SEG.ACK><CTL=RST> */
+            p->rst_answer_pending = 1;
+            p->rst_answer_seq = s->ack;
+        }
+        return;
+    }
     if (f & F_SYN) {
         if (!(e->sent_syn || e->sent_synack)) {
             e->isn = s->seq;
@@ -395,8 +401,17 @@ static void note_facts(Conn *c, int from, const Segment *s, int unseen_synack) {
                  * an ACK past SND.NXT never gets here (unacceptable_ack) */
                 c->fast_open = seq_gt(s->ack, p->syn_end);
                 c->hs_synack_ts = ts;
+                c->hs_synack_pkt = s->pkt_no;
                 c->hs_syn_ts = p->last_syn_ts;
                 c->hs_first_syn_ts = p->first_syn_ts;
+            } else if (p->sent_syn && c->hs_synack_ts != TS_UNSET && c->hs_ack_ts == TS_UNSET &&
+                       p->last_syn_pkt > c->hs_synack_pkt) {
+                /* the SYN was sent again after the SYN-ACK (which was lost on its way):
+                 * this SYN-ACK answers the new SYN, and the server's half of the iRTT is
+                 * the pair the completing ACK follows */
+                c->hs_synack_ts = ts;
+                c->hs_synack_pkt = s->pkt_no;
+                c->hs_syn_ts = p->last_syn_ts;
             }
             /* the SYN-ACK that the completing ACK answers is the last one before it */
             if (p->sent_syn && c->hs_synack_ts != TS_UNSET && c->hs_ack_ts == TS_UNSET)
@@ -434,9 +449,13 @@ static void note_facts(Conn *c, int from, const Segment *s, int unseen_synack) {
             e->peer_fin_acked_before_our_fin = p->fin_acked_pkt && p->fin_acked_pkt < s->pkt_no;
         }
     }
-    /* A RST from SYN-SENT answers an unacceptable ACK and leaves the attempt standing
-     * (3.10.7.3 first): it resets another incarnation, not this connection. */
-    if ((f & F_RST) && !e->sent_rst && !awaits_synack(e)) {
+    /* A RST from SYN-SENT with SEQ=the unacceptable ACK it was sent answers that ACK
+     * and leaves the attempt standing (3.10.7.3 first): it resets another incarnation,
+     * not this connection. Any other RST is an abort. */
+    int answer = (f & F_RST) && awaits_synack(e) && e->rst_answer_pending &&
+                 s->seq == e->rst_answer_seq;
+    if (answer) e->rst_answer_pending = 0;
+    if ((f & F_RST) && !e->sent_rst && !answer) {
         e->sent_rst = 1;
         e->rst_ts = ts;
         e->rst_pkt = s->pkt_no;

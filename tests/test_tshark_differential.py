@@ -39,10 +39,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, int, str], str] = {
     ("handshake-reorder.pcap", 0, "iRTT"): (
         "The capture has the SYN-ACK before the SYN (history ^h): tshark times the SYN "
         "to the next ACK; we time no handshake whose packets are out of order."),
-    ("ssh.pcap", 18, "iRTT"): (
-        "Tracker bug (issue 10): three SYNs, each answered by a SYN-ACK; the ACK answers "
-        "the last pair, but server_rtt is taken from the first pair (47 us instead of "
-        "42 us), so irtt is 1.042 ms where tshark's last SYN -> ACK is 1.037 ms."),
     ("syn-then-ack-then-rst.pcap", 0, "iRTT"): STALE_ACK_IRTT,
     ("syn-then-ack-then-rst.pcap", 0, "reset_by"): REJECTED_ACK_RST,
     ("syn-then-stuff-then-rst.pcap", 0, "iRTT"): STALE_ACK_IRTT,
@@ -50,10 +46,6 @@ KNOWN_DIFFERENCES: dict[tuple[str, int, str], str] = {
         "SYN, the responder's unacceptable ACK, then a FIN and a RST from the SYN sender "
         "still in SYN-SENT (history SaFR): no connection existed to reset, so reset_by "
         "is null; tshark names the RST's sender."),
-    ("syn-then-rst.pcap", 0, "reset_by"): (
-        "Tracker (issue 10 cause 2 rule): a RST from SYN-SENT counts as no reset, even "
-        "when, as here, it answers nothing and abandons the attempt (history SR, conn_state "
-        "RSTOS0); tshark names the RST's sender."),
     ("sv__base64-decode-5885~input.pcap", 11, "iRTT"): (
         "Issue 10 cause 2: the first SYN met a stale ACK (packet 192) that the client "
         "answered with RST; tshark's iRTT ends at that ACK (29.1 ms), ours is the "
