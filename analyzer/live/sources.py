@@ -33,7 +33,6 @@ READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20  # the largest pipe an unprivileged process may ask for by default
 KERNEL_BUFFER_MIB = 64  # -B: the kernel ring; dumpcap's packs ~400 k small packets in it
 STARTUP_TIMEOUT = 10.0
-STOP_GRACE = 1.0  # seconds pyshark's tshark gets to deliver its last packets
 # dumpcap reads libpcap's TPACKET_V3 ring, where the kernel hands a block of packets over
 # when it is full or when its timer (dumpcap's 250 ms read timeout) retires it; dumpcap
 # exits on SIGINT without the block still open, losing up to that much traffic. So a stop
@@ -309,6 +308,11 @@ class FrameQueueSource:
     def end(self) -> None:
         self._queue.put(None)
 
+    def announce(self, linktype: int) -> None:
+        """The stream's link type is known before any packet: the pcap header goes out at
+        once, so a capture stopped before its first packet still leaves a valid file."""
+        self._queue.put((linktype, -1, b""))
+
     def read(self, timeout: float) -> bytes | None:
         if self._ended:
             return None
@@ -323,7 +327,9 @@ class FrameQueueSource:
                 if self._linktype is None:
                     self._linktype = linktype
                     parts.append(pcap_header(linktype))
-                if linktype == self._linktype:
+                if ts_ns < 0:
+                    pass  # announce(): the file header alone, before any packet
+                elif linktype == self._linktype:
                     parts.append(pcap_record(ts_ns, frame))
                 else:
                     self.other_linktype += 1
@@ -444,78 +450,284 @@ def _scapy_error(exc: BaseException) -> CaptureStartError:
 
 # Wireshark's name of the first layer -> pcap link type.
 PYSHARK_LINKTYPES = {"eth": 1, "sll": 113, "ip": 228, "ipv6": 229, "null": 0}
+# The data link names ``dumpcap -L`` prints -> pcap link type.
+DLT_LINKTYPES = {"EN10MB": 1, "LINUX_SLL": 113, "LINUX_SLL2": 276, "RAW": 101, "IPV4": 228,
+                 "IPV6": 229, "NULL": 0, "LOOP": 108}
+# A stop signals pyshark's dumpcap once its last ring block has retired (see
+# DUMPCAP_DRAIN_MAX: dumpcap's 250 ms read timeout), then gives tshark this long to hand
+# over what it still holds.
+PYSHARK_DRAIN = 0.35
+PYSHARK_KILL_AFTER = 0.5
 
 
 class PysharkSource(FrameQueueSource):
-    """pyshark's LiveCapture: tshark decodes every packet to JSON, we keep the raw bytes."""
+    """pyshark's LiveCapture: dumpcap captures, tshark dissects every packet to JSON, and
+    we keep the raw frame bytes of each (``include_raw``).
+
+    pyshark 0.6 alone does not stop or fail cleanly: it keeps both ends of the pipe
+    between dumpcap and tshark open in our process (tshark never sees the end of the
+    stream), starts both in our process group (the terminal's Ctrl-C kills tshark before
+    it hands over its last packets), ignores dumpcap's errors (a permission error ends in
+    a silent empty capture) and lists every interface with ``tshark -D`` first. So the
+    two children are started here (``_live_capture``), each in a session of its own, with
+    the pipe's ends closed on our side; dumpcap's stderr tells when it captures or why it
+    cannot; a stop is SIGINT to dumpcap (it flushes and exits, tshark reads to the end
+    of the stream and exits), and both are killed if they are still there after
+    ``PYSHARK_KILL_AFTER`` seconds. ``dumpcap -L`` checks the rights and gives the link
+    type up front, so the pcap header is written before the first packet.
+    """
 
     name = "pyshark"
 
     def __init__(self, iface: str, bpf: str, count: int | None) -> None:
         super().__init__()
         self.iface, self.bpf, self.count = iface, bpf, count
-        self._capture: Any = None
+        self.stderr_lines: list[str] = []  # dumpcap's
+        self.tshark_lines: list[str] = []
+        self._ready = threading.Event()  # dumpcap captures, or will never
+        self._tshark_ready = threading.Event()  # tshark reads its stream, or will never
+        self._capturing = False
         self._stop = threading.Event()
-        self._started = threading.Event()
         self._error: BaseException | None = None
+        self._procs: dict[str, Any] = {}  # "dumpcap"/"tshark" -> asyncio Process
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        import pyshark  # noqa: F401 - fail here, clearly, if it is missing
+        try:
+            import pyshark  # noqa: F401 - fail here, clearly, if it is missing
+        except ImportError:
+            raise CaptureStartError("the pyshark engine needs pyshark: pip install "
+                                    "'handshake-analyzer[pyshark]'") from None
+        for tool in ("dumpcap", "tshark"):
+            if shutil.which(tool) is None:
+                raise CaptureStartError(f"{tool} not found in PATH (apt-get install tshark)")
+        linktype = self._probe()
+        if linktype is not None:
+            self.announce(linktype)
+        self._thread = threading.Thread(target=self._run, name="pyshark", daemon=True)
+        self._thread.start()
+        try:
+            if not self._ready.wait(STARTUP_TIMEOUT):
+                raise CaptureStartError(f"pyshark: dumpcap did not start capturing on "
+                                        f"{self.iface} within {STARTUP_TIMEOUT:.0f} s")
+            if not self._capturing:
+                raise self._start_error()
+            # Started = packets are being dissected: --duration counts from here, and a
+            # stop hands over what was captured instead of killing a tshark still loading.
+            if not self._tshark_ready.wait(STARTUP_TIMEOUT) or self._error is not None or (
+                    "tshark" in self._procs and self._procs["tshark"].returncode is not None):
+                detail = next((ln for ln in self.tshark_lines if ln.startswith("tshark")),
+                              str(self._error or "no message"))
+                raise CaptureStartError(f"pyshark: tshark did not start: {detail}")
+        except BaseException:  # an error, or Ctrl-C while starting: leave no child behind
+            self.stop()
+            self._thread.join(STARTUP_TIMEOUT)
+            raise
 
-        threading.Thread(target=self._run, daemon=True).start()
-        self._started.wait(STARTUP_TIMEOUT)
-        time.sleep(1.0)  # tshark starts with the first iteration; give it time to fail
-        if self._error is not None:
-            text = str(self._error).strip().splitlines()[0]
-            if "permission" in text.lower():
-                raise PrivilegeError("dumpcap", f"pyshark: {text}")
-            raise CaptureStartError(f"pyshark could not start: {text}")
+    def _probe(self) -> int | None:
+        """``dumpcap -L``: opens the interface as the capture will (so it fails as fast
+        and as clearly without the rights) and names its default link type."""
+        try:
+            probe = subprocess.run(["dumpcap", "-L", "-i", self.iface], capture_output=True,
+                                   text=True, timeout=STARTUP_TIMEOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, check=False)
+        except subprocess.TimeoutExpired:
+            raise CaptureStartError(f"dumpcap -L -i {self.iface} did not answer") from None
+        if probe.returncode != 0:
+            self.stderr_lines = probe.stderr.splitlines()
+            raise self._start_error()
+        for line in probe.stdout.splitlines()[1:]:
+            name = line.split()[0] if line.strip() else ""
+            if name:
+                return DLT_LINKTYPES.get(name)
+        return None
+
+    def _start_error(self) -> CaptureStartError:
+        lines = [line.strip() for line in self.stderr_lines if line.strip()]
+        first = next((line for line in lines if line.startswith("dumpcap: ")),
+                     lines[0] if lines else str(self._error or "no message"))
+        text = " ".join(lines).lower()
+        if "permission" in text or "not permitted" in text:
+            return PrivilegeError("dumpcap", first if first.startswith("dumpcap")
+                                  else f"dumpcap: {first}")
+        if "filter" in text:
+            return CaptureStartError(f"bad capture filter: {first}")
+        return CaptureStartError(f"pyshark could not start: {first}")
 
     def _run(self) -> None:
         import asyncio
 
-        import pyshark
-
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        # asyncio's child watcher logs "Unknown child process pid N" when a child we
+        # stopped was reaped before it looked: nothing the user can act on.
+        logging.getLogger("asyncio").setLevel(logging.ERROR)
+        capture: Any = None
         try:
-            self._capture = pyshark.LiveCapture(interface=self.iface, bpf_filter=self.bpf,
-                                                use_json=True, include_raw=True)
-            self._started.set()
-            for pkt in self._capture.sniff_continuously(packet_count=self.count or None):
+            capture = _live_capture(self, loop)
+            for pkt in capture.sniff_continuously(packet_count=self.count or None):
                 layer = pkt.layers[0].layer_name if pkt.layers else ""
                 linktype = PYSHARK_LINKTYPES.get(layer, -1)
                 if layer == "sll" and hasattr(pkt.layers[0], "ifindex"):
                     linktype = 276
-                ts_ns = int(pkt.sniff_timestamp.replace(".", "").ljust(19, "0")[:19]) \
-                    if "." in pkt.sniff_timestamp else int(pkt.sniff_timestamp) * 10**9
-                self.put(linktype, ts_ns, pkt.get_raw_packet())
+                stamp = str(pkt.sniff_timestamp)
+                whole, _, frac = stamp.partition(".")
+                self.put(linktype, int(whole) * 10**9 + int(frac.ljust(9, "0")[:9] or 0),
+                         pkt.get_raw_packet())
         except Exception as exc:  # noqa: BLE001 - reported by start() or as the end reason
             self._error = exc
-            if self._started.is_set() and not self._stop.is_set():
+            if self._capturing and not self._stop.is_set():
                 self.ended_by = f"pyshark: {str(exc).strip().splitlines()[0]}"
         finally:
-            self._started.set()
-            try:
-                if self._capture is not None:
-                    self._capture.close()
-            except Exception:  # noqa: BLE001, S110 - closing what may be half started
-                pass
+            self._close(loop, capture)
+            dumpcap = self._procs.get("dumpcap")
+            if self._capturing and not self._stop.is_set() and not self.ended_by and (
+                    dumpcap is not None and dumpcap.returncode not in (0, None)):
+                self.ended_by = f"dumpcap: {_first_error(self.stderr_lines)}"
+            self._ready.set()
+            self._tshark_ready.set()
             self.end()
+
+    def _close(self, loop: Any, capture: Any) -> None:
+        """End what is left in our own loop, before closing it (pyshark's own close would
+        run after the loop is gone: "RuntimeError: Event loop is closed")."""
+        import asyncio
+
+        async def finish() -> None:
+            for proc in self._procs.values():
+                if proc.returncode is None:
+                    try:
+                        proc.kill()
+                    except ProcessLookupError:
+                        pass
+                try:
+                    await asyncio.wait_for(proc.wait(), 2)
+                except (TimeoutError, ProcessLookupError):
+                    pass
+            tasks = list(getattr(capture, "_stderr_handling_tasks", []))
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            loop.run_until_complete(finish())
+        finally:
+            if capture is not None:
+                capture._running_processes.clear()  # nothing for its __del__ to close
+                capture._stderr_handling_tasks = []
+            for proc in self._procs.values():
+                transport = getattr(proc, "_transport", None)
+                if transport is not None:
+                    transport.close()
+            loop.close()
+
+    async def watch_dumpcap(self, stderr: Any) -> None:
+        """dumpcap's stderr: "Capturing on ..." once it captures, else why it cannot."""
+        while True:
+            raw = await stderr.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip()
+            self.stderr_lines.append(line)
+            if "Capturing on" in line:
+                self._capturing = True
+                self._ready.set()
+        self._ready.set()  # ended without capturing: start() reports why
+
+    async def watch_tshark(self, stderr: Any) -> None:
+        """tshark's stderr: "Capturing on '-'" once it reads dumpcap's stream (it loads
+        every dissector first: seconds on a busy machine, while dumpcap buffers)."""
+        while True:
+            raw = await stderr.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip()
+            self.tshark_lines.append(line)
+            if "Capturing on" in line:
+                self._tshark_ready.set()
+        self._tshark_ready.set()
+
+    def started(self, name: str, proc: Any) -> None:
+        """A child is running; a stop that came while it was starting applies now."""
+        self._procs[name] = proc
+        if self._stop.is_set():  # stopped while starting: nothing to drain yet
+            self._signal_dumpcap()
 
     def stop(self) -> None:
         if self._stop.is_set():
             return
         self._stop.set()
-        # tshark hands packets over in batches: give the last ones a second to arrive,
-        # then end tshark (sniff_continuously only wakes on a packet).
-        threading.Timer(STOP_GRACE, self._terminate).start()
+        # dumpcap gets SIGINT once the ring block open at the stop has been written;
+        # tshark hands over what it has once dumpcap's stream ends. If it cannot keep up
+        # (a flood, a loaded machine), the stop still happens, with what was handed over.
+        threading.Timer(PYSHARK_DRAIN, self._signal_dumpcap).start()
+        threading.Timer(PYSHARK_DRAIN + PYSHARK_KILL_AFTER, self._kill).start()
 
-    def _terminate(self) -> None:
-        try:
-            for proc in list(getattr(self._capture, "_running_processes", ())):
-                proc.terminate()
-        except Exception:  # noqa: BLE001, S110 - best effort: the children may be gone
+    def _signal_dumpcap(self) -> None:
+        dumpcap = self._procs.get("dumpcap")
+        if dumpcap is not None and dumpcap.returncode is None:
+            try:
+                os.kill(dumpcap.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    def _kill(self) -> None:
+        for proc in list(self._procs.values()):
+            if proc.returncode is None:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _live_capture(source: PysharkSource, loop: Any) -> Any:
+    """pyshark's LiveCapture for ``source``, with the children started our way."""
+    import asyncio
+
+    from pyshark.capture.capture import Capture
+    from pyshark.capture.live_capture import LiveCapture
+    from pyshark.tshark.tshark import tshark_supports_duplicate_keys
+
+    class Live(LiveCapture):  # type: ignore[misc]
+        def __init__(self) -> None:
+            # Not LiveCapture.__init__: it runs tshark -D to list every interface (a
+            # second or more under load); the interface was checked already.
+            Capture.__init__(self, use_json=True, include_raw=True, eventloop=loop)
+            self.bpf_filter, self.monitor_mode = source.bpf, False
+            self.interfaces = [source.iface]
+
+        def _verify_capture_parameters(self) -> None:
             pass
+
+        async def _get_tshark_process(self, packet_count: int | None = None,
+                                      stdin: Any = None) -> Any:
+            read_end, write_end = os.pipe()
+            try:
+                dumpcap = await asyncio.create_subprocess_exec(
+                    "dumpcap", *self._get_dumpcap_parameters(), stdin=subprocess.DEVNULL,
+                    stdout=write_end, stderr=subprocess.PIPE, start_new_session=True)
+            finally:
+                os.close(write_end)  # only dumpcap writes: tshark sees the end of stream
+            self._stderr_handling_tasks.append(
+                asyncio.ensure_future(source.watch_dumpcap(dumpcap.stderr)))
+            self._running_processes.add(dumpcap)
+            source.started("dumpcap", dumpcap)
+            version = self._get_tshark_version()
+            extra = ["--no-duplicate-keys"] if tshark_supports_duplicate_keys(version) else []
+            try:
+                tshark = await asyncio.create_subprocess_exec(
+                    self._get_tshark_path(), "-l", "-n", "-T", "json",
+                    *self.get_parameters(packet_count=packet_count), *extra, stdin=read_end,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            finally:
+                os.close(read_end)
+            self._stderr_handling_tasks.append(
+                asyncio.ensure_future(source.watch_tshark(tshark.stderr)))
+            self._running_processes.add(tshark)
+            source.started("tshark", tshark)
+            return tshark
+
+    return Live()
 
 
 # ---- a capture file played back at its own pace ---------------------------------------------
