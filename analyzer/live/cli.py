@@ -49,7 +49,7 @@ def register(sub: Any) -> dict[str, Handler]:
                          "to the engine, measured lossless at 110 k packets/s; scapy and "
                          "pyshark are slower and lose packets under load (pyshark: 1-3 s to "
                          "start, each packet handed over when the next arrives, on a stop "
-                         "what tshark has not dissected within 0.5 s is dropped)")
+                         "what tshark has not dissected within about 1 s is dropped)")
     sn.add_argument("--linger", type=non_negative_seconds, default=5.0, metavar="S",
                     help="seconds a closed connection stays in the table (default 5)")
 
