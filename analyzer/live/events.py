@@ -92,7 +92,7 @@ class EventDeriver:
                             "client": view.client, "server": view.server,
                             **{k: rec["handshake"][k] for k in
                                ("irtt", "client_rtt", "server_rtt", "simultaneous_open",
-                                "syn_retransmits")}})
+                                "fast_open", "syn_retransmits")}})
         if all(s in DONE for s in view.state) or view.reset_by is not None:
             raw = raw or RawConn._make(engine.conn(conn_id))
             rec = build_record(raw, engine.transitions(conn_id))
