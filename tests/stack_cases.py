@@ -210,15 +210,15 @@ def keepalive(tap: Tap, out: str) -> dict[str, int]:
     srv.recv(100)
     srv.sendall(b"hello\n")
     cli.recv(100)
-    tap.wait("two keep-alives", lambda segs: len(probes(segs, port)) >= 2)
+    tap.wait("two keep-alives answered", lambda segs: answered(segs, port, port) >= 2)
     cli.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
     cli.shutdown(socket.SHUT_WR)
     assert srv.recv(100) == b""
     srv.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
     srv.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    tap.wait("a keep-alive after the FIN", lambda segs: any(
-        s.sport == SERVER[1] for s in probes(segs, port)))
+    tap.wait("a keep-alive after the FIN answered",
+             lambda segs: answered(segs, port, SERVER[1]) >= 1)
     abort(srv)
     tap.wait("the RST", count(port, RST, 1))
     cli.close()
@@ -241,6 +241,13 @@ def probes(segs: list[Seg], port: int) -> list[Seg]:
         if s.sport not in nxt or (end - nxt[s.sport]) % 2**32 < 2**31:
             nxt[s.sport] = end
     return found
+
+
+def answered(segs: list[Seg], port: int, sender: int) -> int:
+    """How many of ``sender``'s keep-alive probes the other side has answered."""
+    mine = [s for s in segs if port in (s.sport, s.dport)]
+    return sum(1 for p in probes(segs, port) if p.sport == sender and
+               any(s.sport != sender for s in mine[mine.index(p) + 1:]))
 
 
 def fin_then_abort(tap: Tap, out: str) -> dict[str, int]:
