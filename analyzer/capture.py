@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -194,7 +195,7 @@ def new_engine(*, port: int | None = None, verify_checksums: bool = False,
                           else list(likely_server_ports), bpf=programs, count=count or 0)
 
 
-def read(path: str | Sequence[str], *, port: int | None = None,
+def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = None,
          verify_checksums: bool = False, zeek_timers: bool = False, record: int | None = None,
          progress: ProgressFn | None = None, engine: str = "native",
          likely_server_ports: Collection[int] | None = None, merge: bool = False,
@@ -228,6 +229,8 @@ def read(path: str | Sequence[str], *, port: int | None = None,
     from .filters import ConnFilter
 
     conn_filter = ConnFilter.make(state, close, where)  # bad values fail before reading
+    if isinstance(path, os.PathLike):  # one file given as a Path (notebooks do)
+        path = os.fspath(path)
     if not isinstance(path, str):
         paths = list(path)
         if merge and len(paths) > 1:
