@@ -28,8 +28,8 @@ class Wire:
     """A two-host conversation; ``c`` is the client endpoint, ``s`` the server."""
 
     def __init__(self, client: tuple[str, int] = ("10.0.0.1", 50000),
-                 server: tuple[str, int] = ("10.0.0.2", 80)) -> None:
-        self.engine = _engine.Engine(fsm.table_bytes())
+                 server: tuple[str, int] = ("10.0.0.2", 80), zeek_timers: bool = False) -> None:
+        self.engine = _engine.Engine(fsm.table_bytes(), zeek_timers=zeek_timers)
         self.hosts = {"c": client, "s": server}
         self.finished = False
 

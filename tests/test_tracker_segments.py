@@ -615,6 +615,42 @@ def test_half_open_discovery_figure_9() -> None:
     assert r["close"]["kind"] == "unanswered" and r["close"]["reset_by"] is None
 
 
+def test_unprovoked_rst_from_syn_sent_is_a_reset() -> None:
+    """Only a RST carrying the unacceptable ACK it answers (<SEQ=SEG.ACK>, 3.10.7.3) is
+    left out of reset_by; a RST from SYN-SENT that answers nothing abandons the attempt."""
+    w = Wire()
+    w.c(1000, SYN, 400)
+    w.c(1010, RST, 401)
+    assert only(w)["close"]["reset_by"] == "client"
+
+
+def test_syn_sent_again_after_a_synack_is_timed_from_the_last_pair() -> None:
+    """Three SYNs, each answered by a SYN-ACK (Zeek's ssh.pcap, stream 18): the ACK answers
+    the last SYN-ACK, which answers the last SYN, so server_rtt is that pair's."""
+    w = Wire()
+    for t, rtt in ((1000, 7), (2000, 6), (3000, 5)):
+        w.c(t, SYN, C)
+        w.s(t + rtt, SA, S, C + 1)
+    w.c(3105, ACK, C + 1, S + 1)
+    hs = only(w)["handshake"]
+    assert hs["server_rtt"] == 0.005 and hs["client_rtt"] == 0.1
+    assert hs["irtt"] == 0.105 and hs["syn_retransmits"] == 2
+
+
+def test_same_isn_after_a_refusal_is_one_attempt_zeek_splits_it() -> None:
+    w = Wire()
+    for t in (1000, 1500, 2000):
+        w.c(t, SYN, C)
+        w.s(t + 1, RA, 0, C + 1)
+    [r] = w.records()
+    assert r["close"]["kind"] == "refused" and r["handshake"]["syn_retransmits"] == 2
+    z = Wire(zeek_timers=True)
+    for t in (1000, 1500, 2000):
+        z.c(t, SYN, C)
+        z.s(t + 1, RA, 0, C + 1)
+    assert len(z.records()) == 3
+
+
 def test_old_duplicate_synack_figure_8() -> None:
     """RFC 9293 figure 8, seen at A: a SYN-ACK whose ACK (91) does not cover A's SYN
     (ISS 100) is answered by RST and A stays in SYN-SENT (3.10.7.3 first); the real
