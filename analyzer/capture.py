@@ -1,6 +1,8 @@
-"""Reading a capture: feed a source's bytes to the engine, keep the results.
+"""The top layer: ``read(path)`` and the Capture users hold in a notebook.
 
-``read(path)`` is the library entry point; the CLI and notebooks use the same call.
+``read`` is the library entry point (the CLI uses the same call); it reads through
+analyzer.results and wraps the Results in a Capture, which adds the conveniences
+(DataFrames, ``capture[i]``, HTML, exports). Nothing below this layer imports it.
 """
 
 from __future__ import annotations
@@ -12,42 +14,32 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _engine
-from .errors import CaptureError, UsageError
-from .fsm import table_bytes
-from .records import RawConn, build_record
-from .source import open_source
+from .errors import UsageError
+from .options import ReadOptions
+from .results import ProgressFn, Results, read_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .connection import Connection
-    from .merge import MergedFiles
 
-#: progress(bytes done, bytes in all, packets so far, connections so far)
-ProgressFn = Callable[[int, int, int, int], None]
+__all__ = ["Capture", "ProgressFn", "TerminalProgress", "read"]
 
 
 @dataclass
-class Capture:
-    """Every TCP connection found in one capture file."""
+class Capture(Results):
+    """Every TCP connection found in one capture file, with the conveniences of a
+    notebook: DataFrames, connection objects, HTML, exports. The data and the engine
+    are the results model's (analyzer.results.Results); this layer only adds methods
+    and is imported by nothing in the package but the entry points."""
 
-    path: str
-    engine: Any = field(repr=False)
-    stats: dict[str, int]
-    warnings: list[str]
-    error: CaptureError | None = None  # reading stopped here; what came before is kept
-    # How read() was called, so the packet table can be rebuilt from the same file.
-    options: dict[str, Any] = field(default_factory=dict, repr=False)
     # The live capture filling this one (analyzer.sniff(background=True)), else None.
     live: Any = field(default=None, repr=False)
-    # The connections the filters kept (read(state=, close=, where=)), None for all.
-    selected: list[int] | None = field(default=None, repr=False)
-    # A copy of a non-seekable input (a pipe, ``-``) to read again (source.Spool), else None.
-    spool: Any = field(default=None, repr=False)
-    # Several files read as one (read(paths, merge=True)): the files and where each
-    # packet number came from (analyzer.merge); ``path`` is then the files joined by "+".
-    merged: MergedFiles | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, res: Results) -> Capture:
+        return cls(res.path, res.engine, res.stats, res.warnings, res.error, res.options,
+                   spool=res.spool, selected=res.selected, merged=res.merged)
 
     @property
     def running(self) -> bool:
@@ -60,32 +52,6 @@ class Capture:
         if self.live is not None:
             self.live.stop()
             self.live.wait()
-
-    def __len__(self) -> int:
-        return int(self.engine.conn_count())
-
-    def raw(self, conn_id: int) -> RawConn:
-        return RawConn._make(self.engine.conn(conn_id))
-
-    def record(self, conn_id: int) -> dict[str, Any]:
-        if not 0 <= conn_id < len(self):
-            raise UsageError(f"{self.path}: no connection {conn_id} "
-                             f"(the file has {len(self)}: ids 0 to {len(self) - 1})")
-        return build_record(self.raw(conn_id), self.engine.transitions(conn_id))
-
-    def ids(self) -> list[int] | range:
-        """The ids of the connections reported: those the connection filters kept (ids
-        are the file's, so ``handshake show FILE ID`` finds them), or every one."""
-        return range(len(self)) if self.selected is None else self.selected
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        conn, transitions = self.engine.conn, self.engine.transitions
-        for i in self.ids():
-            yield build_record(RawConn._make(conn(i)), transitions(i))
-
-    def packet_rows(self) -> list[tuple[Any, ...]]:
-        """Rows recorded with ``record=``: one per TCP packet (see Engine.rows)."""
-        return list(self.engine.rows())
 
     # Exploration (notebooks): pandas is imported by these, never by ``import analyzer``.
 
@@ -115,7 +81,7 @@ class Capture:
     def __getitem__(self, conn_id: int) -> Connection:
         from .connection import Connection
 
-        self.record(conn_id)  # a clear error for an unknown id
+        self.check_id(conn_id)  # a clear error for an unknown id
         return Connection(self, conn_id)
 
     def __iter__(self) -> Iterator[Connection]:
@@ -147,22 +113,10 @@ class Capture:
         with open(path, "w", encoding="utf-8") as out:
             write_zeek([self], out)
 
-    def reread(self, record: int) -> Capture:
-        """The same file read again with the same options, keeping packet rows of
-        connection ``record`` (or of every one with -2)."""
-        options = {k: v for k, v in self.options.items() if k != "record"}
-        if self.merged is not None:
-            return read(self.merged.files, record=record, **options)
-        if self.spool is None:
-            return read(self.path, record=record, **options)
-        again = read(self.spool.path, record=record, **options)
-        again.path, again.spool = self.path, self.spool
-        return again
-
     def _all_packet_columns(self) -> dict[str, Any]:
         from .columns import row_columns
 
-        if self.options.get("record") == -2:
+        if self.options.record == -2:
             return row_columns(self.engine)
         return row_columns(self.reread(-2).engine)
 
@@ -176,23 +130,6 @@ class Capture:
                 cache.clear()
             cache[key] = build(self)
         return cache[key]
-
-
-def new_engine(*, port: int | None = None, verify_checksums: bool = False,
-               zeek_timers: bool = False, record: int | None = None,
-               likely_server_ports: Collection[int] | None = None, bpf: str | None = None,
-               count: int | None = None) -> _engine.Engine:
-    """A tracker with read()'s options (see there), fed by whichever decoder."""
-    programs = None
-    if bpf is not None:
-        from .bpf import compile_filter
-
-        programs = compile_filter(bpf)
-    return _engine.Engine(table_bytes(), verify_checksums=verify_checksums,
-                          port=-1 if port is None else port,
-                          record=-1 if record is None else record, zeek_timers=zeek_timers,
-                          likely_server_ports=None if likely_server_ports is None
-                          else list(likely_server_ports), bpf=programs, count=count or 0)
 
 
 def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = None,
@@ -225,12 +162,19 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
     not seen (the sender of a SYN-ACK or of a first non-SYN packet is the server only
     when its port is in the set, as in Zeek's ``likely_server_ports``, which depends on
     the scripts Zeek loaded); by default a SYN-ACK sender is always the server.
+    The options are kept as one frozen value, ``Capture.options`` (ReadOptions).
     """
     from .filters import ConnFilter
 
     conn_filter = ConnFilter.make(state, close, where)  # bad values fail before reading
     if isinstance(path, os.PathLike):  # one file given as a Path (notebooks do)
         path = os.fspath(path)
+    options = ReadOptions.make(port=port, verify_checksums=verify_checksums,
+                               zeek_timers=zeek_timers, record=record, engine=engine,
+                               likely_server_ports=likely_server_ports, bpf=bpf, count=count)
+    if engine == "pyshark" and (bpf is not None or count is not None):
+        raise UsageError("a BPF filter (-f) and -c need the native engine; tshark's own "
+                         "-Y/-c do this for --engine pyshark")
     if not isinstance(path, str):
         paths = list(path)
         if merge and len(paths) > 1:
@@ -241,107 +185,17 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
                                  "on merged files")
             from .merge import read_merged
 
-            merged = read_merged(paths, port=port, verify_checksums=verify_checksums,
-                                 zeek_timers=zeek_timers, record=record, progress=progress,
-                                 likely_server_ports=likely_server_ports)
-            if conn_filter is not None:
-                merged.selected = conn_filter.select(merged)
-            return merged
-        if len(paths) != 1:
+            cap = Capture.of(read_merged(paths, options, progress))
+        elif len(paths) != 1:
             raise UsageError(f"{len(paths)} files: read(paths, merge=True) reads them as one "
                              "capture; read each file on its own otherwise")
-        path = paths[0]
-    if engine == "pyshark":
-        from .engines import pyshark_engine
-
-        if bpf is not None or count is not None:
-            raise UsageError("a BPF filter (-f) and -c need the native engine; tshark's own "
-                             "-Y/-c do this for --engine pyshark")
-
-        cap = pyshark_engine.read(path, port=port, verify_checksums=verify_checksums,
-                                  zeek_timers=zeek_timers, record=record, progress=progress,
-                                  likely_server_ports=likely_server_ports)
-        if conn_filter is not None:
-            cap.selected = conn_filter.select(cap)
-        return cap
-    if engine != "native":
-        raise UsageError(f"unknown engine {engine!r} (known: native, pyshark)")
-    options = {"port": port, "verify_checksums": verify_checksums,
-               "zeek_timers": zeek_timers, "record": record,
-               "likely_server_ports": likely_server_ports, "bpf": bpf, "count": count}
-    tracker = new_engine(port=port, verify_checksums=verify_checksums,
-                         zeek_timers=zeek_timers, record=record,
-                         likely_server_ports=likely_server_ports, bpf=bpf, count=count)
-    source = open_source(path)
-    warnings: list[str] = []
-    error: CaptureError | None = None
-    # Bytes of an incomplete record wait in `pending` for the next chunk. The framer bounds
-    # a record (libpcap's limits), so `pending` stays small and each byte is copied O(1)
-    # times: time and memory linear in the input, whatever its record lengths claim.
-    pending = bytearray()
-    for chunk in source.chunks():
-        if pending:
-            pending += chunk.data
-        try:
-            used = tracker.feed(pending if pending else chunk.data)
-        except _engine.FormatError as exc:
-            error = _format_error(path, exc)
-            break
-        if pending:
-            del pending[:used]
         else:
-            pending[:] = memoryview(chunk.data)[used:]
-        if progress:
-            progress(chunk.position, source.size, tracker.stats()["frames"],
-                     tracker.conn_count())
-        if count and tracker.stats()["count_reached"]:
-            break  # -c: the rest of the file is not read
+            cap = Capture.of(read_file(paths[0], options, progress))
     else:
-        # End of input: feed the rest until nothing more is framed.
-        while pending:
-            try:
-                used = tracker.feed(pending)
-            except _engine.FormatError as exc:
-                error = _format_error(path, exc)
-                break
-            if used == 0:
-                break
-            del pending[:used]
-    stats = tracker.stats()
-    if stats["count_reached"]:
-        pending.clear()  # what -c left unread is no truncation
-    if error is None and source.read_error is not None:
-        error = CaptureError(path, f"{source.read_error} at byte {source.delivered} (after "
-                                   f"packet {stats['packets_framed']})",
-                             offset=source.delivered, packet=stats["packets_framed"])
-    if error is None and (pending or source.truncated_stream):
-        warnings.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
-                        f"{stats['packets_framed']}")
-    tracker.finish()
-    stats = tracker.stats()
-    warnings += time_warnings(path, stats)
-    cap = Capture(path=path, engine=tracker, stats=stats, warnings=warnings,
-                  error=error, options=options, spool=source.spool)
+        cap = Capture.of(read_file(path, options, progress))
     if conn_filter is not None:
         cap.selected = conn_filter.select(cap)
     return cap
-
-
-def time_warnings(path: str, stats: dict[str, int]) -> list[str]:
-    """The warning for packet times outside the engine's range (0 .. 2^62 ns after the
-    epoch), which it clamps to the nearer end, as both engines do (engine.h, ts_clamp)."""
-    n = stats.get("ts_clamped", 0)
-    if not n:
-        return []
-    plural = "s" if n > 1 else ""
-    message = (f"{path}: {n} packet time{plural} outside 1970-01-01..2116-02-20 (first: "
-               f"packet {stats['ts_clamped_first']}), clamped to that range")
-    return [message]
-
-
-def _format_error(path: str, exc: Exception) -> CaptureError:
-    message, offset, packets = exc.args
-    return CaptureError(path, message, offset=offset, packet=packets)
 
 
 class TerminalProgress:

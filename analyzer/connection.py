@@ -47,7 +47,7 @@ class Connection:
         from .frames import packets_frame
 
         cap = self.capture
-        recorded = cap.options.get("record")
+        recorded = cap.options.record
         if recorded == self.id:
             return packets_frame(cap, columns=row_columns(cap.engine, self.id))
         cached = any(key[0] == "packets" for key in cap.__dict__.get("_frames", {}))

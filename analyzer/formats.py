@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import re
 import textwrap
@@ -12,10 +10,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from .capture import Capture
-from .filters import runs
 from .fit import Column, Step, fit, render_lines
-from .records import CONN_STATES, RawConn, endpoint
+from .records import CLOSE_KINDS, CONN_STATES, STATE_NAMES, WHO
+from .results import UNSET, ConnBatch, Results
 
 FORMATS = ("table", "jsonl", "json", "csv", "zeek")
 
@@ -24,7 +21,7 @@ SHORT_STATE = {"CLOSED": "CL", "LISTEN": "LI", "SYN_SENT": "SS", "SYN_RECEIVED":
                "CLOSE_WAIT": "CW", "CLOSING": "CG", "LAST_ACK": "LA", "TIME_WAIT": "TW"}
 
 
-def write(captures: Iterable[Capture], fmt: str, out: TextIO) -> None:
+def write(captures: Iterable[Results], fmt: str, out: TextIO) -> None:
     """The whole output of ``handshake read``: head, one part per capture, tail. A
     parallel read (analyzer.parallel) writes the same pieces, each part made where its
     file was read, so the bytes are the same."""
@@ -59,7 +56,7 @@ def tail(fmt: str, count: int) -> str:
     return ""
 
 
-def write_part(cap: Capture, fmt: str, index: int, count: int, out: TextIO) -> None:
+def write_part(cap: Results, fmt: str, index: int, count: int, out: TextIO) -> None:
     """Capture number ``index`` (of ``count``) in format ``fmt``."""
     many = count > 1
     if fmt == "jsonl":
@@ -71,12 +68,13 @@ def write_part(cap: Capture, fmt: str, index: int, count: int, out: TextIO) -> N
     elif fmt == "table":
         _table_part(cap, many, out)
     elif fmt == "zeek":
-        out.writelines("\t".join(zeek_row(cap, cap.raw(i))) + "\n" for i in cap.ids())
+        for batch in cap.batches():
+            _put(out, batch.render("zeek", uid_seed=cap.path))
     else:
         raise ValueError(f"unknown format {fmt!r}")
 
 
-def _tag(rec: dict[str, Any], cap: Capture, many: bool) -> dict[str, Any]:
+def _tag(rec: dict[str, Any], cap: Results, many: bool) -> dict[str, Any]:
     if many:
         rec["file"] = cap.path
     if cap.merged:  # several files read as one: where the first and last packets are
@@ -84,7 +82,7 @@ def _tag(rec: dict[str, Any], cap: Capture, many: bool) -> dict[str, Any]:
     return rec
 
 
-def _merged_jsonl(cap: Capture, lines: str) -> str:
+def _merged_jsonl(cap: Results, lines: str) -> str:
     """The engine's jsonl lines of a merged capture with the fields naming files."""
     assert cap.merged is not None
     dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -100,50 +98,62 @@ def _merged_jsonl(cap: Capture, lines: str) -> str:
 _PACKETS = re.compile(r'"first_packet":(\d+),"last_packet":(\d+)')
 
 
-def write_jsonl(captures: list[Capture], out: TextIO) -> None:
+def write_jsonl(captures: list[Results], out: TextIO) -> None:
     """One object per line. With one file the engine writes the lines itself (the same
-    objects as records.build_record, tests/test_jsonl.py checks); several files add a
+    objects as ConnBatch.records, tests/test_jsonl.py checks); several files add a
     "file" key to each."""
     write(captures, "jsonl", out)
 
 
-def _jsonl_part(cap: Capture, many: bool, out: TextIO) -> None:
-    if not many:  # the engine writes runs of consecutive ids (all, or the filters' choice)
-        for first, n in runs(cap.ids()):
-            for start in range(first, first + n, 4096):
-                lines = cap.engine.jsonl(start, min(4096, first + n - start))
-                out.write(_merged_jsonl(cap, lines) if cap.merged else lines)
-        return
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    for rec in cap.records():
-        out.write(dumps(_tag(rec, cap, True)))
-        out.write("\n")
+def _put(out: TextIO, data: bytes) -> None:
+    """Engine-rendered UTF-8 text: straight to the binary stream when there is one."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        out.flush()
+        buffer.write(data)
+    else:
+        out.write(data.decode())
 
 
-def write_json(captures: list[Capture], out: TextIO) -> None:
+def _jsonl_lines(cap: Results, batch: ConnBatch, many: bool) -> bytes:
+    """A batch's jsonl lines (rendered by the engine from the columns), with "file" for
+    several captures and the file fields of a merged one."""
+    lines = batch.render("jsonl", tag=cap.path if many else None)
+    return _merged_jsonl(cap, lines.decode()).encode() if cap.merged else lines
+
+
+def _jsonl_part(cap: Results, many: bool, out: TextIO) -> None:
+    for batch in cap.batches():
+        _put(out, _jsonl_lines(cap, batch, many))
+
+
+def write_json(captures: list[Results], out: TextIO) -> None:
     write(captures, "json", out)
 
 
-def _json_part(cap: Capture, index: int, many: bool, out: TextIO) -> None:
-    doc = {"file": cap.path, "summary": summary(cap),
-           "connections": [_tag(rec, cap, False) for rec in cap.records()]}
-    if not many:
-        json.dump(doc, out, indent=1)
-        return
-    # As json.dump(list, indent=1) lays out an element: one level deeper.
-    text = json.dumps(doc, indent=1)
-    out.write(("" if index == 0 else ",\n") + " " + text.replace("\n", "\n "))
+def _json_part(cap: Results, index: int, many: bool, out: TextIO) -> None:
+    """``{"file", "summary", "connections": [...]}`` with one jsonl object per line (the
+    same objects as --format jsonl); one level deeper in a list of several captures."""
+    pad = " " if many else ""
+    head = json.dumps({"file": cap.path, "summary": summary(cap)}, indent=1)[:-2]
+    out.write(("" if index == 0 else ",\n") + pad + head.replace("\n", "\n" + pad)
+              + f',\n{pad} "connections": [')
+    sep = f"\n{pad}  ".encode()
+    first = True
+    for batch in cap.batches():
+        lines = _jsonl_lines(cap, batch, False)
+        if lines:
+            _put(out, (sep if first else b"," + sep) + lines[:-1].replace(b"\n", b"," + sep))
+            first = False
+    out.write(f"\n{pad} ]\n{pad}}}")
 
 
-def summary(cap: Capture) -> dict[str, Any]:
+def summary(cap: Results) -> dict[str, Any]:
     kinds: Counter[int] = Counter()
-    ids = cap.ids()
-    for i in ids:
-        kinds[cap.raw(i).close_kind] += 1
-    from .records import CLOSE_KINDS
-
-    doc = {"connections": len(ids), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
-                                                    sorted(kinds.items())},
+    for batch in cap.batches():
+        kinds.update(batch.values("close_kind"))
+    doc = {"connections": len(cap.ids()), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
+                                                          sorted(kinds.items())},
            "counters": cap.stats, "warnings": cap.warnings,
            "error": str(cap.error) if cap.error else None}
     if cap.selected is not None:  # the connection filters chose these of the file's
@@ -151,6 +161,9 @@ def summary(cap: Capture) -> dict[str, Any]:
     return doc
 
 
+#: The --format csv columns (rendered by the engine, csrc/columns.c render_csv): the
+#: jsonl fields flattened; ``unexpected`` is the number of unexpected inputs and
+#: ``anomalies`` e.g. ``retransmission=3 duplicate_ack=5``.
 CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start", "end",
                "duration", "packets_client", "packets_server", "payload_bytes_client",
                "payload_bytes_server", "conn_state", "history", "handshake_complete",
@@ -167,7 +180,7 @@ MERGED_COLUMNS = ("first_file", "first_file_packet", "last_file", "last_file_pac
 
 
 def flat(rec: dict[str, Any]) -> dict[str, Any]:
-    """One record as flat columns (CSV, DataFrames)."""
+    """One record as the flat ``--format csv`` columns (``--where`` conditions)."""
     hs, cl = rec["handshake"], rec["close"]
     row = {k: rec[k] for k in ("id", "client", "server", "first_packet", "last_packet",
                                "start", "end", "duration", "conn_state", "history",
@@ -187,27 +200,31 @@ def flat(rec: dict[str, Any]) -> dict[str, Any]:
     for key in ("initiator", "reset_by", "half_close", "time_wait"):
         row[f"close_{key}"] = cl[key]
     row["unexpected"] = len(rec["unexpected"])
-    # e.g. "retransmission=3 duplicate_ack=5" (Wireshark's flags, non-zero counts only)
     row["anomalies"] = " ".join(f"{name}={n}" for name, n in rec["anomalies"].items())
     return row
 
 
-def write_csv(captures: list[Capture], out: TextIO) -> None:
+def write_csv(captures: list[Results], out: TextIO) -> None:
     write(captures, "csv", out)
 
 
-def _csv_part(cap: Capture, many: bool, out: TextIO) -> None:
-    columns = (("file",) if many else ()) + CSV_COLUMNS
-    if cap.merged:
-        columns += MERGED_COLUMNS
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    for rec in cap.records():
-        row = flat(rec)
-        if many:
-            row["file"] = cap.path
-        if cap.merged:
-            row.update(cap.merged.fields(rec["first_packet"], rec["last_packet"]))
-        writer.writerow(row)
+def _csv_part(cap: Results, many: bool, out: TextIO) -> None:
+    for batch in cap.batches():
+        rows = batch.render("csv", tag=cap.path if many else None)
+        if cap.merged:  # the file fields of a merged capture, after the others
+            lines = rows.decode().splitlines()
+            rows = "".join(
+                line + "," + ",".join(_csv_cell(v) for v in cap.merged.fields(a, b).values())
+                + "\n" for line, a, b in zip(lines, batch.values("first_packet"),
+                                             batch.values("last_packet"))).encode()
+        _put(out, rows)
+
+
+def _csv_cell(value: str | int) -> str:
+    text = str(value)
+    if any(ch in text for ch in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _ms(seconds: float | None) -> str:
@@ -216,7 +233,7 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.2f}ms" if seconds < 10 else f"{seconds:.1f}s"
 
 
-def write_table(captures: list[Capture], out: TextIO, width: int | None = None) -> None:
+def write_table(captures: list[Results], out: TextIO, width: int | None = None) -> None:
     """The table of ``handshake read`` (see _table_part), ``width`` columns wide."""
     out.write(head("table", len(captures)))
     for index, cap in enumerate(captures):
@@ -240,33 +257,35 @@ def table_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def table_lines(cap: Capture, width: int) -> tuple[list[str], Counter[str]]:
-    """The table's header and rows at ``width`` columns, and the close kinds counted."""
-    from .records import CLOSE_KINDS, STATE_NAMES, WHO, irtt_seconds
-
+def table_lines(cap: Results, width: int) -> tuple[list[str], Counter[str]]:
+    """The table's header and rows at ``width`` columns, and the close kinds counted
+    (read from the results' columns, analyzer.results)."""
     kinds: Counter[str] = Counter()
     cells: dict[str, list[str]] = {k: [] for k in ("id", "client", "server", "states", "close",
                                                    "irtt", "pkts", "zeek", "duration",
                                                    "bytes", "history")}
-    for i in cap.ids():
-        r = RawConn._make(cap.engine.conn(i))
-        kind = CLOSE_KINDS[r.close_kind]
-        kinds[kind] += 1
-        who = WHO[r.close_initiator]
-        # refused is always the server, simultaneous always both: no initiator letter
-        close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
-            else kind
-        row = {"id": str(r.id), "client": endpoint(r.family, r.client_addr, r.client_port),
-               "server": endpoint(r.family, r.server_addr, r.server_port),
-               "states": "/".join(SHORT_STATE[STATE_NAMES[s]] if 0 <= s < 11 else "--"
-                                  for s in (r.client_final, r.server_final)),
-               "close": close, "irtt": _ms(irtt_seconds(r)),
-               "pkts": str(r.packets_client + r.packets_server),
-               "zeek": CONN_STATES[r.conn_state],
-               "duration": _ms((r.last_ns - r.first_ns) / 1e9),
-               "bytes": f"{r.payload_client}/{r.payload_server}", "history": r.history or "-"}
-        for key, text in row.items():
-            cells[key].append(text)
+    for batch in cap.batches():
+        v = batch.values
+        for cid, client, server, cs, ss, kind_code, who_code, irtt_ns, pc, ps, zs, dur, bc, \
+                bs, hist in zip(v("id"), v("client"), v("server"), v("client_state"),
+                                v("server_state"), v("close_kind"), v("close_initiator"),
+                                v("irtt_ns"), v("packets_client"), v("packets_server"),
+                                v("conn_state"), v("duration_ns"), v("payload_bytes_client"),
+                                v("payload_bytes_server"), v("history")):
+            kind = CLOSE_KINDS[kind_code]
+            kinds[kind] += 1
+            who = WHO[who_code]
+            # refused is always the server, simultaneous always both: no initiator letter
+            close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
+                else kind
+            row = {"id": str(cid), "client": client, "server": server,
+                   "states": "/".join(SHORT_STATE[STATE_NAMES[s]] if s >= 0 else "--"
+                                      for s in (cs, ss)),
+                   "close": close, "irtt": _ms(None if irtt_ns == UNSET else irtt_ns / 1e9),
+                   "pkts": str(pc + ps), "zeek": CONN_STATES[zs], "duration": _ms(dur / 1e9),
+                   "bytes": f"{bc}/{bs}", "history": hist or "-"}
+            for key, text in row.items():
+                cells[key].append(text)
     columns = [
         Column("id", "id", cells["id"], right=True),
         Column("client", "client", cells["client"], endpoint=True, min_width=21),
@@ -283,7 +302,7 @@ def table_lines(cap: Capture, width: int) -> tuple[list[str], Counter[str]]:
     return render_lines(fit(columns, TABLE_STEPS, width)), kinds
 
 
-def _table_part(cap: Capture, many: bool, out: TextIO, width: int | None = None) -> None:
+def _table_part(cap: Results, many: bool, out: TextIO, width: int | None = None) -> None:
     """id, client, server, final states (client/server), close, iRTT, packets; fitted to
     ``width`` (default: the terminal's, 80 off a terminal; analyzer.fit)."""
     width = width or table_width()
@@ -294,7 +313,7 @@ def _table_part(cap: Capture, many: bool, out: TextIO, width: int | None = None)
     out.write(textwrap.fill(_footer(cap, kinds), width, break_on_hyphens=False) + "\n")
 
 
-def _footer(cap: Capture, kinds: Counter[str]) -> str:
+def _footer(cap: Results, kinds: Counter[str]) -> str:
     s = cap.stats
     unmatched = s.get("filtered", 0) + s.get("filter_inapplicable", 0)  # read -f
     skipped = s["frames"] - s["tcp"] - unmatched
@@ -310,18 +329,6 @@ def _footer(cap: Capture, kinds: Counter[str]) -> str:
     return text
 
 
-def _uid(path: str, conn_id: int) -> str:
-    """A stable Zeek-style uid: 'C' and 17 base62 characters."""
-    digest = int.from_bytes(hashlib.blake2b(f"{path}\0{conn_id}".encode(), digest_size=12)
-                            .digest(), "big")
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    chars = []
-    for _ in range(17):
-        digest, rem = divmod(digest, 62)
-        chars.append(alphabet[rem])
-    return "C" + "".join(chars)
-
-
 ZEEK_FIELDS = ("ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
                "service", "duration", "orig_bytes", "resp_bytes", "conn_state", "local_orig",
                "local_resp", "missed_bytes", "history", "orig_pkts", "orig_ip_bytes",
@@ -331,22 +338,5 @@ ZEEK_TYPES = ("time", "string", "addr", "port", "addr", "port", "enum", "string"
               "count", "count", "set[string]", "count")
 
 
-def zeek_row(cap: Capture, r: RawConn) -> list[str]:
-    """One conn.log row, with Zeek's rules for unset fields (duration 0: no bytes)."""
-    import socket
-
-    fam = socket.AF_INET if r.family == 4 else socket.AF_INET6
-    duration = (r.zeek_last_ns - r.first_ns) / 1e9
-    timed = duration > 0
-    return [f"{r.first_ns / 1e9:.6f}", _uid(cap.path, r.id),
-            socket.inet_ntop(fam, r.client_addr), str(r.client_port),
-            socket.inet_ntop(fam, r.server_addr), str(r.server_port), "tcp", "-",
-            f"{duration:.6f}" if timed else "-",
-            str(r.zeek_orig_bytes) if timed else "-", str(r.zeek_resp_bytes) if timed else "-",
-            CONN_STATES[r.conn_state], "-", "-", "0", r.history or "-",
-            str(r.zeek_orig_pkts), str(r.zeek_orig_ip_bytes), str(r.zeek_resp_pkts),
-            str(r.zeek_resp_ip_bytes), "-", "6"]
-
-
-def write_zeek(captures: list[Capture], out: TextIO) -> None:
+def write_zeek(captures: list[Results], out: TextIO) -> None:
     write(captures, "zeek", out)

@@ -1,7 +1,7 @@
 """pandas DataFrames of a capture: connections, packets and state transitions.
 
-The frames are built from the engine's tuples (not from the JSON records), column by
-column, with proper dtypes: times are ``datetime64[ns, UTC]`` taken from the integer
+The frames are views of the engine's columns (analyzer.results.ConnBatch: numpy arrays
+over its buffers, the same columns every other output reads), with proper dtypes: times are ``datetime64[ns, UTC]`` taken from the integer
 nanoseconds (never through floats), durations and RTTs ``timedelta64[ns]``, states,
 kinds and directions categoricals with every possible value as a category, so a
 ``groupby`` or ``value_counts`` also lists the kinds that did not occur.
@@ -14,16 +14,14 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Final
 
-from .records import CLOSE_KINDS, CONN_STATES, INPUT_NAMES, STATE_NAMES, WHO, RawConn, endpoint
+from .records import CLOSE_KINDS, CONN_STATES, HOW, INPUT_NAMES, STATE_NAMES, WHO
+from .results import ConnBatch, Results, engine_batch
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .capture import Capture
-
 ENDPOINTS: Final = ("client", "server")
 DIRECTIONS: Final = ("client->server", "server->client")
-HOW: Final = ("normal", "inferred", "unexpected")  # Engine.transitions' "how" codes 0, 1, 2
 #: Columns 12 and 13 of a packet row when the anomaly detector is built in.
 FLAG_BITS: Final = (("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08), ("ack", 0x10),
                     ("urg", 0x20), ("ece", 0x40), ("cwr", 0x80))
@@ -45,151 +43,147 @@ CONNECTION_COLUMNS: Final = (
     "unexpected")
 
 
-def _categorical(values: list[Any], categories: tuple[str, ...]) -> pd.Categorical:
-    import pandas as pd
-
-    return pd.Categorical(values, categories=list(categories))
-
-
-def _times(ns: list[int]) -> pd.Series:
+def _codes(batch: ConnBatch, name: str, categories: tuple[Any, ...]) -> pd.Categorical:
+    """A code column as a categorical listing every possible value (None is missing)."""
     import numpy as np
     import pandas as pd
 
-    return pd.Series(np.asarray(ns, dtype="int64").view("datetime64[ns]")).dt.tz_localize("UTC")
+    codes = batch.numpy(name).astype("int64")
+    if categories[0] is None:  # WHO: code 0 is "nobody"
+        return pd.Categorical.from_codes(np.where(codes > 0, codes - 1, -1),
+                                         categories=list(categories[1:]))
+    return pd.Categorical.from_codes(codes, categories=list(categories))
 
 
-def _deltas(ns: list[int | None]) -> pd.Series:
+def _times(ns: Any) -> pd.Series:
     import pandas as pd
 
-    return pd.Series(pd.array(ns, dtype="Int64")).astype("timedelta64[ns]")
+    return pd.Series(ns.astype("int64").view("datetime64[ns]")).dt.tz_localize("UTC")
 
 
-def _state(code: int) -> str | None:
-    return STATE_NAMES[code] if 0 <= code < len(STATE_NAMES) else None
+def _deltas(ns: Any) -> Any:
+    return ns.astype("int64").view("timedelta64[ns]")  # the engine's null is NaT
 
 
-def _diff(later: int | None, earlier: int | None) -> int | None:
-    return None if later is None or earlier is None else later - earlier
+def _nullable(batch: ConnBatch, name: str, dtype: str) -> Any:
+    """A column where -1 means null, as a pandas nullable integer array."""
+    import pandas as pd
+
+    values = batch.numpy(name).astype("int64")
+    return pd.arrays.IntegerArray(values.clip(0).astype(dtype.lower()), values < 0)
 
 
-def connections_frame(capture: Capture) -> pd.DataFrame:
+def _option_flag(batch: ConnBatch, side: str, key: str) -> Any:
+    import pandas as pd
+
+    return pd.arrays.BooleanArray(batch.numpy(f"{side}_{key}").astype(bool),
+                                  ~batch.numpy(f"{side}_options").astype(bool))
+
+
+def _state_names(batch: ConnBatch, role: int) -> list[str]:
+    """Each connection's states of one endpoint, in order, space separated."""
+    import numpy as np
+
+    off = batch.numpy("trans.offsets")
+    keep = (batch.numpy("trans.role") == role) & (batch.numpy("trans.how") != 2)
+    names = np.array(STATE_NAMES, dtype=object)[batch.numpy("trans.state")]
+    owner = np.repeat(np.arange(batch.n), np.diff(off))
+    out: list[list[str]] = [[] for _ in range(batch.n)]
+    for i, name in zip(owner[keep].tolist(), names[keep].tolist()):
+        out[i].append(name)
+    return [" ".join(x) for x in out]
+
+
+def connections_frame(capture: Results) -> pd.DataFrame:
     """One row per connection: the ``handshake read --format jsonl`` fields, flattened
     like ``--format csv``, plus ``client_state`` / ``server_state`` (the final states).
     ``client_states`` is the client's states in order, space separated; the times of the
-    changes are in :func:`transitions_frame`."""
+    changes are in :func:`transitions_frame`. Built from the engine's columns (numpy
+    views of its buffers): no Python object per connection but the strings."""
     import pandas as pd
 
-    ids = capture.ids()  # every connection, or those read()'s filters kept
-    raws = [RawConn._make(capture.engine.conn(i)) for i in ids]
-    seen = {"client": [], "server": []}  # type: dict[str, list[str]]
-    unexpected: list[int] = []
-    for i in ids:
-        names: dict[int, list[str]] = {0: [], 1: []}
-        odd = 0
-        for role, state, _ts, _pkt, how, _input in capture.engine.transitions(i):
-            if how == 2:
-                odd += 1
-            else:
-                names[role].append(STATE_NAMES[state])
-        seen["client"].append(" ".join(names[0]))
-        seen["server"].append(" ".join(names[1]))
-        unexpected.append(odd)
-
-    def col(name: str) -> list[Any]:
-        return [getattr(r, name) for r in raws]
-
-    def option(side: str, index: int, *, flag: bool) -> pd.array:
-        values = [None if o is None else o[index] for o in col(f"{side}_options")]
-        if flag:
-            return pd.array(values, dtype="boolean")
-        return pd.array([None if v is None or v < 0 else v for v in values], dtype="Int64")
-
+    b = capture.batch()
+    n = b.numpy
     columns: dict[str, Any] = {
-        "id": pd.array(col("id"), dtype="int64"),
-        "client": pd.array([endpoint(r.family, r.client_addr, r.client_port) for r in raws],
-                           dtype="string"),
-        "server": pd.array([endpoint(r.family, r.server_addr, r.server_port) for r in raws],
-                           dtype="string"),
-        "first_packet": pd.array(col("first_packet"), dtype="int64"),
-        "last_packet": pd.array(col("last_packet"), dtype="int64"),
-        "start": _times(col("first_ns")),
-        "end": _times(col("last_ns")),
-        "duration": _deltas([r.last_ns - r.first_ns for r in raws]),
-        "packets_client": pd.array(col("packets_client"), dtype="int64"),
-        "packets_server": pd.array(col("packets_server"), dtype="int64"),
-        "payload_bytes_client": pd.array(col("payload_client"), dtype="int64"),
-        "payload_bytes_server": pd.array(col("payload_server"), dtype="int64"),
-        "conn_state": _categorical([CONN_STATES[c] for c in col("conn_state")], CONN_STATES),
-        "history": pd.array(col("history"), dtype="string"),
-        "handshake_complete": pd.array(col("handshake_complete"), dtype="bool"),
-        "simultaneous_open": pd.array(col("simultaneous_open"), dtype="bool"),
-        "fast_open": pd.array(col("fast_open"), dtype="bool"),
-        "syn_retransmits": pd.array(col("syn_retransmits"), dtype="int64"),
-        "synack_retransmits": pd.array(col("synack_retransmits"), dtype="int64"),
-        "client_isn": pd.array(col("client_isn"), dtype="UInt32"),
-        "server_isn": pd.array(col("server_isn"), dtype="UInt32"),
-        "irtt": _deltas([_diff(r.ack_ns, r.syn_ns) for r in raws]),
-        "client_rtt": _deltas([_diff(r.ack_ns, r.synack_ns) for r in raws]),
-        "server_rtt": _deltas([_diff(r.synack_ns, r.syn_ns) for r in raws]),
+        "id": n("id").astype("int64"),
+        "client": pd.array(b.values("client"), dtype="string"),
+        "server": pd.array(b.values("server"), dtype="string"),
+        "first_packet": n("first_packet").astype("int64"),
+        "last_packet": n("last_packet").astype("int64"),
+        "start": _times(n("start_ns")),
+        "end": _times(n("end_ns")),
+        "duration": _deltas(n("duration_ns")),
+        "packets_client": n("packets_client").astype("int64"),
+        "packets_server": n("packets_server").astype("int64"),
+        "payload_bytes_client": n("payload_bytes_client").astype("int64"),
+        "payload_bytes_server": n("payload_bytes_server").astype("int64"),
+        "conn_state": _codes(b, "conn_state", CONN_STATES),
+        "history": pd.array(b.values("history"), dtype="string"),
+        "handshake_complete": n("handshake_complete"),
+        "simultaneous_open": n("simultaneous_open"),
+        "fast_open": n("fast_open"),
+        "syn_retransmits": n("syn_retransmits").astype("int64"),
+        "synack_retransmits": n("synack_retransmits").astype("int64"),
+        "client_isn": _nullable(b, "client_isn", "UInt32"),
+        "server_isn": _nullable(b, "server_isn", "UInt32"),
+        "irtt": _deltas(n("irtt_ns")),
+        "client_rtt": _deltas(n("client_rtt_ns")),
+        "server_rtt": _deltas(n("server_rtt_ns")),
     }
     for side in ENDPOINTS:
-        columns[f"{side}_mss"] = option(side, 0, flag=False)
-        columns[f"{side}_wscale"] = option(side, 1, flag=False)
-        columns[f"{side}_sack_permitted"] = option(side, 2, flag=True)
-        columns[f"{side}_timestamps"] = option(side, 3, flag=True)
-    who = tuple(w for w in WHO if w)
+        columns[f"{side}_mss"] = _nullable(b, f"{side}_mss", "Int64")
+        columns[f"{side}_wscale"] = _nullable(b, f"{side}_wscale", "Int64")
+        columns[f"{side}_sack_permitted"] = _option_flag(b, side, "sack_permitted")
+        columns[f"{side}_timestamps"] = _option_flag(b, side, "timestamps")
     columns.update({
-        "close_kind": _categorical([CLOSE_KINDS[k] for k in col("close_kind")], CLOSE_KINDS),
-        "close_initiator": _categorical([WHO[w] for w in col("close_initiator")], who),
-        "close_reset_by": _categorical([WHO[w] for w in col("reset_by")], who),
-        "close_half_close": pd.array(col("half_close"), dtype="bool"),
-        "close_time_wait": _categorical([WHO[w] for w in col("time_wait")], who),
-        "client_states": pd.array(seen["client"], dtype="string"),
-        "server_states": pd.array(seen["server"], dtype="string"),
-        "client_state": _categorical([_state(s) for s in col("client_final")], STATE_NAMES),
-        "server_state": _categorical([_state(s) for s in col("server_final")], STATE_NAMES),
-        "roles_guessed": pd.array(col("roles_guessed"), dtype="bool"),
-        "unexpected": pd.array(unexpected, dtype="int64"),
+        "close_kind": _codes(b, "close_kind", CLOSE_KINDS),
+        "close_initiator": _codes(b, "close_initiator", WHO),
+        "close_reset_by": _codes(b, "close_reset_by", WHO),
+        "close_half_close": n("close_half_close"),
+        "close_time_wait": _codes(b, "close_time_wait", WHO),
+        "client_states": pd.array(_state_names(b, 0), dtype="string"),
+        "server_states": pd.array(_state_names(b, 1), dtype="string"),
+        "client_state": _codes(b, "client_state", STATE_NAMES),
+        "server_state": _codes(b, "server_state", STATE_NAMES),
+        "roles_guessed": n("roles_guessed"),
+        "unexpected": n("unexpected").astype("int64"),
     })
-    frame = pd.DataFrame({name: columns[name] for name in CONNECTION_COLUMNS})
-    return frame.set_index(pd.Index(frame["id"].to_numpy(), name="conn_id"))
+    frame = pd.DataFrame({name: columns[name] for name in CONNECTION_COLUMNS}, copy=False)
+    return frame.set_index(pd.Index(columns["id"], name="conn_id"))
 
 
-def transitions_frame(capture: Capture, conn_ids: list[int] | None = None) -> pd.DataFrame:
+def transitions_frame(capture: Results, conn_ids: list[int] | None = None) -> pd.DataFrame:
     """Every state change of every endpoint, in order: ``conn_id, endpoint, time, state,
     packet, how, input``. ``how`` is ``normal``, ``inferred`` (the initial state of an
     endpoint whose opening was not seen, e.g. the server's LISTEN, or a change a later
     packet proves, e.g. ESTABLISHED at an ACK of a SYN-ACK not captured) or ``unexpected``: an
     input RFC 9293 does not allow in ``state``; the state did not change (these rows are
     the jsonl ``unexpected`` list)."""
+    import numpy as np
     import pandas as pd
 
-    ids = capture.ids() if conn_ids is None else conn_ids
-    conn: list[int] = []
-    role: list[str] = []
-    state: list[str] = []
-    ts: list[int] = []
-    pkt: list[int] = []
-    how: list[str] = []
-    seen: list[str | None] = []
-    for i in ids:
-        for r, s, t, p, h, inp in capture.engine.transitions(i):
-            conn.append(i)
-            role.append(ENDPOINTS[r])
-            state.append(STATE_NAMES[s])
-            ts.append(t)
-            pkt.append(p)
-            how.append(HOW[h])
-            seen.append(INPUT_NAMES[inp] if 0 <= inp < len(INPUT_NAMES) else None)
-    return pd.DataFrame({
-        "conn_id": pd.array(conn, dtype="int64"),
-        "endpoint": _categorical(role, ENDPOINTS),
-        "time": _times(ts),
-        "state": _categorical(state, STATE_NAMES),
-        "packet": pd.array(pkt, dtype="int64"),
-        "how": _categorical(how, HOW),
-        "input": _categorical(seen, INPUT_NAMES),
-    })
+    batches = [capture.batch()] if conn_ids is None else \
+        [capture.batch(i, 1) for i in conn_ids]
+    parts = []
+    for b in batches:
+        n = b.numpy
+        ids = n("id").astype("int64")
+        parts.append(pd.DataFrame({
+            "conn_id": np.repeat(ids, np.diff(n("trans.offsets"))),
+            "endpoint": pd.Categorical.from_codes(n("trans.role").astype("int64"),
+                                                  categories=list(ENDPOINTS)),
+            "time": _times(n("trans.ts_ns")),
+            "state": pd.Categorical.from_codes(n("trans.state").astype("int64"),
+                                               categories=list(STATE_NAMES)),
+            "packet": n("trans.packet").astype("int64"),
+            "how": pd.Categorical.from_codes(n("trans.how").astype("int64"),
+                                             categories=list(HOW)),
+            "input": pd.Categorical.from_codes(n("trans.input").astype("int64"),
+                                               categories=list(INPUT_NAMES)),
+        }))
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True)
 
 
 def flags_text(flags: int) -> str:
@@ -205,7 +199,7 @@ def _flags_text_table() -> Any:
     return np.array([flags_text(f) for f in range(256)], dtype=object)
 
 
-def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd.DataFrame:
+def packets_frame(capture: Results, columns: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per TCP packet (the engine's packet rows): ``packet, time, conn_id,
     from_client, direction, flags, flags_text``, one boolean per flag (``flag_syn``,
     ``flag_ack`` ...), absolute
@@ -262,7 +256,7 @@ def packets_frame(capture: Capture, columns: dict[str, Any] | None = None) -> pd
     return frame
 
 
-def _bases(capture: Capture, conn: Any, client: Any, flags: Any, seq: Any, ack: Any
+def _bases(capture: Results, conn: Any, client: Any, flags: Any, seq: Any, ack: Any
            ) -> tuple[Any, Any]:
     """Per row: the sender's and the receiver's base of relative sequence numbers (-1 for
     a side nothing numbers), each connection's by analyzer.relative's one rule."""
@@ -274,11 +268,13 @@ def _bases(capture: Capture, conn: Any, client: Any, flags: Any, seq: Any, ack: 
     ids, starts = np.unique(conn[order], return_index=True)
     ends = [*starts[1:].tolist(), len(order)]
     base = np.full((len(ids), 2), -1, dtype="int64")  # [k]: connection ids[k]'s bases
+    batch = engine_batch(capture.engine)  # every connection: indexed by id
+    client_isn, server_isn = batch.values("client_isn"), batch.values("server_isn")
     for k, (i, a, b) in enumerate(zip(ids.tolist(), starts.tolist(), ends)):
-        raw = RawConn._make(capture.engine.conn(i))
         rows = order[a:b]
         # lazily, element by element: usually only the first packet or two are read
-        found = seq_bases(raw.client_isn, raw.server_isn,
+        found = seq_bases(None if client_isn[i] < 0 else client_isn[i],
+                          None if server_isn[i] < 0 else server_isn[i],
                           zip(map(bool, client[rows]), map(int, flags[rows]),
                               map(int, seq[rows]), map(int, ack[rows])))
         base[k] = [-1 if v is None else v for v in found]

@@ -16,7 +16,7 @@ the packet's number in that file.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,8 @@ from . import _engine
 from .errors import CaptureError
 
 if TYPE_CHECKING:
-    from .capture import Capture, ProgressFn
+    from .options import ReadOptions
+    from .results import ProgressFn, Results
 
 # Per-file read size when many files are open at once: all of them are read ahead by one
 # chunk, so the chunk shrinks as the number of files grows (about 256 MiB in all).
@@ -61,17 +62,15 @@ class MergedFiles:
                 "last_file": last_file, "last_file_packet": last_number}
 
 
-def read_merged(paths: Sequence[str], *, port: int | None = None,
-                verify_checksums: bool = False, zeek_timers: bool = False,
-                record: int | None = None, progress: ProgressFn | None = None,
-                likely_server_ports: Collection[int] | None = None) -> Capture:
+def read_merged(paths: Sequence[str], options: ReadOptions,
+                progress: ProgressFn | None = None) -> Results:
     """``analyzer.read(paths, merge=True)``: see there and the module's doc.
 
     A corrupt record ends its file there (the error names the file, byte offset and
     packet number); the other files are still merged, and everything before the
     problem is kept. ``Capture.error`` is the first such error, ``merged.errors`` all.
     """
-    from .capture import Capture, new_engine, time_warnings
+    from .results import Results, time_warnings
     from .source import CHUNK, open_source
 
     files = tuple(paths)
@@ -83,9 +82,7 @@ def read_merged(paths: Sequence[str], *, port: int | None = None,
     total = sum(s.size for s in sources)
     done = [0] * len(files)
     merger = _engine.Merger(len(files))
-    tracker = new_engine(port=port, verify_checksums=verify_checksums,
-                         zeek_timers=zeek_timers, record=record,
-                         likely_server_ports=likely_server_ports)
+    tracker = options.new_engine()
     errors: list[CaptureError] = []
     warnings: list[str] = []
     report: Callable[[], None] = (
@@ -129,9 +126,5 @@ def read_merged(paths: Sequence[str], *, port: int | None = None,
     stats["format"] = formats.pop() if len(formats) == 1 else 0  # 0: mixed
     path = "+".join(files)
     warnings += time_warnings(path, stats)
-    options = {"port": port, "verify_checksums": verify_checksums,
-               "zeek_timers": zeek_timers, "record": record,
-               "likely_server_ports": likely_server_ports, "merge": True}
-    return Capture(path=path, engine=tracker, stats=stats, warnings=warnings,
-                   error=errors[0] if errors else None, options=options,
+    return Results(path, tracker, stats, warnings, errors[0] if errors else None, options,
                    merged=MergedFiles(files, tuple(merger.origins()), tuple(errors)))

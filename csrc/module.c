@@ -6,10 +6,8 @@
 #include "engine.h"
 #include "framing.h"
 #include "track.h"
-#include "jsonl.h"
+#include "columns.h"
 #include "merge.h"
-
-uint64_t conn_zeek_size(const Conn *c, int role_orig);
 
 static PyObject *FormatError;
 
@@ -308,132 +306,228 @@ static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {
     return PyLong_FromUnsignedLong(self->tracker.n_conns);
 }
 
-static PyObject *opt_tuple(const Side *e) {
-    if (!e->have_opts) Py_RETURN_NONE;
-    return Py_BuildValue("(iiOO)", e->mss, e->wscale, e->sack_ok ? Py_True : Py_False,
-                         e->ts_ok ? Py_True : Py_False);
+/* Column widths, from columns.h: one table for the allocation and the checks. */
+#define SPEC(name, code, type, per) {#name, code, sizeof(type) * (per), per},
+typedef struct { const char *name, *code; size_t width; int per; } ColSpec;
+static const ColSpec FIXED[] = {CONN_FIXED_COLUMNS(SPEC)};
+#undef SPEC
+#define SPEC(name, code, type, per) {"trans." #name, code, sizeof(type) * (per), per},
+static const ColSpec TRANS[] = {TRANS_COLUMNS(SPEC)};
+#undef SPEC
+#define NAME(name) #name,
+static const char *const STRINGS[] = {CONN_STRING_COLUMNS(NAME)};
+#undef NAME
+enum { N_FIXED = sizeof FIXED / sizeof *FIXED, N_TRANS = sizeof TRANS / sizeof *TRANS };
+
+/* The typed pointers of a ConnCols, in FIXED / STRINGS / TRANS order. */
+static void **fixed_slot(ConnCols *p, int j) {
+    void **slots[] = {
+#define SLOT(name, code, type, per) (void **)&p->name,
+        CONN_FIXED_COLUMNS(SLOT)
+#undef SLOT
+    };
+    return slots[j];
+}
+static void **trans_slot(ConnCols *p, int j) {
+    void **slots[] = {
+#define SLOT(name, code, type, per) (void **)&p->tr.name,
+        TRANS_COLUMNS(SLOT)
+#undef SLOT
+    };
+    return slots[j];
+}
+static int32_t **string_off_slot(ConnCols *p, int j) {
+    int32_t **slots[] = {
+#define SLOT(name) &p->name##_off,
+        CONN_STRING_COLUMNS(SLOT)
+#undef SLOT
+    };
+    return slots[j];
+}
+static char **string_slot(ConnCols *p, int j) {
+    char **slots[] = {
+#define SLOT(name) &p->name,
+        CONN_STRING_COLUMNS(SLOT)
+#undef SLOT
+    };
+    return slots[j];
 }
 
-static PyObject *ts_or_none(int64_t ts) {
-    if (ts == TS_UNSET) Py_RETURN_NONE;
-    return PyLong_FromLongLong(ts);
+static int put_new_column(PyObject *out, const char *name, size_t size, void **ptr) {
+    PyObject *col = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!col) return -1;
+    *ptr = PyBytes_AS_STRING(col);
+    int rc = PyDict_SetItemString(out, name, col);
+    Py_DECREF(col);
+    return rc;
 }
 
-/* Anomaly totals of both directions, in AN_* order (analyzer.anomalies.Anomaly). */
-static PyObject *anomaly_counts(const Conn *c) {
-    PyObject *t = PyTuple_New(AN__COUNT);
-    if (!t) return NULL;
-    for (int k = 0; k < AN__COUNT; k++) {
-        PyObject *n = PyLong_FromUnsignedLong(c->s[0].an.count[k] + c->s[1].an.count[k]);
-        if (!n) { Py_DECREF(t); return NULL; }
-        PyTuple_SET_ITEM(t, k, n);
-    }
-    return t;
-}
-
-static PyObject *Engine_conn(EngineObject *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred()) return NULL;
-    if (i < 0 || (size_t)i >= self->tracker.n_conns) {
-        PyErr_SetString(PyExc_IndexError, "connection id out of range");
-        return NULL;
-    }
-    Conn *c = &self->tracker.conns[i];
-    if (!c->finished) conn_classify(c); /* a live capture: as of now */
-    const Side *o = &c->s[c->orig], *r = &c->s[c->orig ^ 1];
-    int alen = c->family == 4 ? 4 : 16;
-    PyObject *v[64];
-    int k = 0;
-    v[k++] = PyLong_FromUnsignedLong(c->id);
-    v[k++] = PyLong_FromLong(c->family);
-    v[k++] = PyBytes_FromStringAndSize((const char *)c->addr[c->orig], alen);
-    v[k++] = PyLong_FromLong(c->port[c->orig]);
-    v[k++] = PyBytes_FromStringAndSize((const char *)c->addr[c->orig ^ 1], alen);
-    v[k++] = PyLong_FromLong(c->port[c->orig ^ 1]);
-    v[k++] = PyLong_FromUnsignedLongLong(c->first_pkt);
-    v[k++] = PyLong_FromUnsignedLongLong(c->last_pkt);
-    v[k++] = PyLong_FromLongLong(c->first_ts);
-    v[k++] = PyLong_FromLongLong(c->last_ts);
-    v[k++] = PyLong_FromUnsignedLongLong(o->pkts);
-    v[k++] = PyLong_FromUnsignedLongLong(r->pkts);
-    v[k++] = PyLong_FromUnsignedLongLong(o->payload);
-    v[k++] = PyLong_FromUnsignedLongLong(r->payload);
-    v[k++] = PyLong_FromUnsignedLongLong(o->ip_bytes);
-    v[k++] = PyLong_FromUnsignedLongLong(r->ip_bytes);
-    v[k++] = PyLong_FromLong(c->conn_state);
-    v[k++] = PyUnicode_FromStringAndSize(conn_hist_c(c), c->hist_len);
-    v[k++] = PyBool_FromLong(c->hs_complete);
-    v[k++] = PyBool_FromLong(c->simultaneous_open);
-    v[k++] = PyLong_FromUnsignedLong(o->syn_count ? o->syn_count - 1 : 0);
-    v[k++] = PyLong_FromUnsignedLong(r->synack_count ? r->synack_count - 1 : 0);
-    if (o->sent_syn || o->sent_synack) v[k++] = PyLong_FromUnsignedLong(o->isn);
-    else { Py_INCREF(Py_None); v[k++] = Py_None; }
-    if (r->sent_syn || r->sent_synack) v[k++] = PyLong_FromUnsignedLong(r->isn);
-    else { Py_INCREF(Py_None); v[k++] = Py_None; }
-    v[k++] = ts_or_none(c->hs_first_syn_ts);
-    v[k++] = ts_or_none(c->hs_syn_ts);
-    v[k++] = ts_or_none(c->hs_synack_ts);
-    v[k++] = ts_or_none(c->hs_ack_ts);
-    v[k++] = ts_or_none(c->hs_synack_last_ts);
-    v[k++] = opt_tuple(o);
-    v[k++] = opt_tuple(r);
-    v[k++] = PyLong_FromLong(c->close_kind);
-    v[k++] = PyLong_FromLong(c->close_initiator);
-    v[k++] = PyLong_FromLong(c->reset_by);
-    v[k++] = PyBool_FromLong(c->half_close);
-    v[k++] = PyLong_FromLong(c->time_wait);
-    v[k++] = PyBool_FromLong(c->roles_guessed);
-    v[k++] = PyBool_FromLong(c->flipped);
-    v[k++] = PyLong_FromUnsignedLong(c->unexpected);
-    v[k++] = PyLong_FromUnsignedLongLong(conn_zeek_size(c, 1));
-    v[k++] = PyLong_FromUnsignedLongLong(conn_zeek_size(c, 0));
-    v[k++] = PyLong_FromLong(o->st);
-    v[k++] = PyLong_FromLong(r->st);
-    v[k++] = PyLong_FromUnsignedLongLong(o->z_pkts);
-    v[k++] = PyLong_FromUnsignedLongLong(r->z_pkts);
-    v[k++] = PyLong_FromUnsignedLongLong(o->z_ip_bytes);
-    v[k++] = PyLong_FromUnsignedLongLong(r->z_ip_bytes);
-    v[k++] = PyLong_FromLongLong(c->z_last_time);
-    v[k++] = anomaly_counts(c);
-    v[k++] = PyBool_FromLong(c->fast_open);
-    PyObject *t = PyTuple_New(k);
-    if (!t) return NULL;
-    for (int j = 0; j < k; j++) {
-        if (!v[j]) { /* allocation failed: release what was made */
-            for (int m = 0; m < k; m++) Py_XDECREF(v[m]);
-            Py_DECREF(t);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(t, j, v[j]);
-    }
-    return t;
-}
-
-/* [(role, state, ts_ns, pkt_no, how, input)], role 0 = client, 1 = server. */
-static PyObject *Engine_transitions(EngineObject *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if (i == -1 && PyErr_Occurred()) return NULL;
-    if (i < 0 || (size_t)i >= self->tracker.n_conns) {
-        PyErr_SetString(PyExc_IndexError, "connection id out of range");
-        return NULL;
-    }
-    const Conn *c = &self->tracker.conns[i];
-    PyObject *out = PyList_New(0);
+/* columns(start, count) -> {name: bytes}: connections [start, start + count) as the
+ * typed columns of csrc/columns.h, plus "n" (the number of rows). */
+static PyObject *Engine_columns(EngineObject *self, PyObject *args) {
+    Py_ssize_t start, count;
+    if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
+    Tracker *t = &self->tracker;
+    if (start < 0) start = 0;
+    if ((size_t)start > t->n_conns) start = (Py_ssize_t)t->n_conns;
+    size_t n = count < 0 ? 0 : (size_t)count;
+    if (n > t->n_conns - (size_t)start) n = t->n_conns - (size_t)start;
+    size_t n_tr = cols_trans_count(t, (size_t)start, n);
+    ConnCols p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    Buf str[COLS_N_STRINGS];
+    memset(str, 0, sizeof str);
+    PyObject *out = PyDict_New();
     if (!out) return NULL;
-    for (uint32_t k = c->trans_head; k != UINT32_MAX; k = self->tracker.trans[k].next) {
-        const Transition *tr = &self->tracker.trans[k];
-        if (tr->how == HOW_RETRACTED) continue;
-        PyObject *item = Py_BuildValue("(iiLKii)", tr->side == c->orig ? 0 : 1, tr->state,
-                                       (long long)tr->ts_ns, (unsigned long long)tr->pkt_no,
-                                       tr->how, tr->input == 0xFF ? -1 : tr->input);
-        if (!item || PyList_Append(out, item) < 0) {
-            Py_XDECREF(item);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(item);
+    char offname[64];
+    for (int j = 0; j < N_FIXED; j++)
+        if (put_new_column(out, FIXED[j].name, n * FIXED[j].width, fixed_slot(&p, j)) < 0)
+            goto fail;
+    for (int j = 0; j < N_TRANS; j++)
+        if (put_new_column(out, TRANS[j].name, n_tr * TRANS[j].width, trans_slot(&p, j)) < 0)
+            goto fail;
+    if (put_new_column(out, "trans.offsets", (n + 1) * 4, (void **)&p.trans_off) < 0)
+        goto fail;
+    for (int j = 0; j < COLS_N_STRINGS; j++) {
+        snprintf(offname, sizeof offname, "%s.offsets", STRINGS[j]);
+        if (put_new_column(out, offname, (n + 1) * 4, (void **)string_off_slot(&p, j)) < 0)
+            goto fail;
     }
+    if (cols_fill(t, (size_t)start, &p, str) < 0) { PyErr_NoMemory(); goto fail; }
+    for (int j = 0; j < COLS_N_STRINGS; j++) {
+        PyObject *col = PyBytes_FromStringAndSize(str[j].data ? str[j].data : "",
+                                                  (Py_ssize_t)str[j].len);
+        if (!col || PyDict_SetItemString(out, STRINGS[j], col) < 0) { Py_XDECREF(col); goto fail; }
+        Py_DECREF(col);
+        free(str[j].data);
+        str[j].data = NULL;
+    }
+    PyObject *rows = PyLong_FromSize_t(n);
+    if (!rows || PyDict_SetItemString(out, "n", rows) < 0) { Py_XDECREF(rows); goto fail; }
+    Py_DECREF(rows);
     return out;
+fail:
+    for (int j = 0; j < COLS_N_STRINGS; j++) free(str[j].data);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* Bind a ConnCols to the buffers of a columns() dict, checking every size and every
+ * value used as an index into a name table, so no dict makes the renderers read out of
+ * bounds. views[] holds the buffers until release_views(). */
+enum { N_VIEWS = N_FIXED + N_TRANS + 1 + 2 * COLS_N_STRINGS };
+static int bind_view(PyObject *cols, const char *name, size_t want, Py_buffer *view,
+                     void **ptr) {
+    PyObject *obj = PyDict_GetItemString(cols, name);
+    if (!obj) { PyErr_Format(PyExc_KeyError, "column %s missing", name); return -1; }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) return -1;
+    if (want != (size_t)-1 && (size_t)view->len != want) {
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        PyErr_Format(PyExc_ValueError, "column %s has the wrong size", name);
+        return -1;
+    }
+    *ptr = view->buf;
+    return 0;
+}
+
+static void release_views(Py_buffer *views, int k) {
+    for (int j = 0; j < k; j++)
+        if (views[j].obj) PyBuffer_Release(&views[j]);
+}
+
+static int offsets_ok(const int32_t *off, size_t n, size_t limit) {
+    if (off[0] != 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (off[i + 1] < off[i]) return 0;
+    return (size_t)off[n] <= limit;
+}
+
+static int bind_columns(PyObject *cols, ConnCols *p, Py_buffer *views, int *k) {
+    memset(p, 0, sizeof *p);
+    PyObject *nobj = PyDict_GetItemString(cols, "n");
+    if (!nobj) { PyErr_SetString(PyExc_KeyError, "column n missing"); return -1; }
+    size_t n = PyLong_AsSize_t(nobj);
+    if (n == (size_t)-1 && PyErr_Occurred()) return -1;
+    p->n = n;
+    char offname[64];
+    for (int j = 0; j < N_FIXED; j++)
+        if (bind_view(cols, FIXED[j].name, n * FIXED[j].width, &views[(*k)++],
+                      fixed_slot(p, j)) < 0)
+            return -1;
+    if (bind_view(cols, "trans.offsets", (n + 1) * 4, &views[(*k)++], (void **)&p->trans_off))
+        return -1;
+    size_t n_tr = (size_t)p->trans_off[n];
+    if (!offsets_ok(p->trans_off, n, (size_t)INT32_MAX)) goto bad;
+    for (int j = 0; j < N_TRANS; j++)
+        if (bind_view(cols, TRANS[j].name, n_tr * TRANS[j].width, &views[(*k)++],
+                      trans_slot(p, j)) < 0)
+            return -1;
+    for (int j = 0; j < COLS_N_STRINGS; j++) {
+        snprintf(offname, sizeof offname, "%s.offsets", STRINGS[j]);
+        int32_t **off = string_off_slot(p, j);
+        if (bind_view(cols, offname, (n + 1) * 4, &views[(*k)++], (void **)off) < 0 ||
+            bind_view(cols, STRINGS[j], (size_t)-1, &views[(*k)++],
+                      (void **)string_slot(p, j)) < 0)
+            return -1;
+        if (!offsets_ok(*off, n, (size_t)views[*k - 1].len)) goto bad;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p->conn_state[i] >= 13 || p->close_kind[i] >= 8) goto bad;
+    for (size_t j = 0; j < n_tr; j++)
+        if (p->tr.state[j] >= N_TCP_STATES || p->tr.input[j] >= N_INPUTS) goto bad;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "columns hold values out of range");
+    return -1;
+}
+
+/* render(columns, format, tag=None, uid_seed="") -> bytes: rows of a columns() batch as
+ * "jsonl", "csv" or "zeek" text (csrc/columns.c). */
+static PyObject *render(PyObject *mod, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"columns", "format", "tag", "uid_seed", NULL};
+    PyObject *cols;
+    const char *fmt, *tag = NULL, *seed = "";
+    Py_ssize_t tag_len = 0, seed_len = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!s|z#s#", kwlist, &PyDict_Type, &cols, &fmt,
+                                     &tag, &tag_len, &seed, &seed_len))
+        return NULL;
+    int which = strcmp(fmt, "jsonl") == 0 ? RENDER_JSONL : strcmp(fmt, "csv") == 0 ? RENDER_CSV
+                : strcmp(fmt, "zeek") == 0 ? RENDER_ZEEK : -1;
+    if (which < 0) { PyErr_Format(PyExc_ValueError, "unknown format %s", fmt); return NULL; }
+    if (!NAMES_STATE[0]) {
+        PyErr_SetString(PyExc_RuntimeError, "set_names() was not called");
+        return NULL;
+    }
+    ConnCols p;
+    Py_buffer views[N_VIEWS];
+    memset(views, 0, sizeof views);
+    int k = 0;
+    if (bind_columns(cols, &p, views, &k) < 0) { release_views(views, k); return NULL; }
+    Buf out = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = render_batch(&p, which, tag, (size_t)tag_len, seed, (size_t)seed_len, &out);
+    Py_END_ALLOW_THREADS
+    release_views(views, k);
+    if (rc < 0) { free(out.data); return PyErr_NoMemory(); }
+    PyObject *res = PyBytes_FromStringAndSize(out.data ? out.data : "", (Py_ssize_t)out.len);
+    free(out.data);
+    return res;
+}
+
+/* (name, struct code, values per row) of every fixed-width column, for analyzer.results. */
+static PyObject *column_specs(void) {
+    PyObject *fixed = PyTuple_New(N_FIXED + N_TRANS);
+    if (!fixed) return NULL;
+    for (int j = 0; j < N_FIXED + N_TRANS; j++) {
+        const ColSpec *s = j < N_FIXED ? &FIXED[j] : &TRANS[j - N_FIXED];
+        PyObject *item = Py_BuildValue("(ssi)", s->name, s->code, s->per);
+        if (!item) { Py_DECREF(fixed); return NULL; }
+        PyTuple_SET_ITEM(fixed, j, item);
+    }
+    return fixed;
 }
 
 /* Transitions not handed out before, in the order they happened:
@@ -459,43 +553,6 @@ static PyObject *Engine_drain_transitions(EngineObject *self, PyObject *unused) 
     }
     t->transitions_read = t->n_trans;
     return out;
-}
-
-/* jsonl(start, count) -> str: JSON lines of connections [start, start + count). */
-static PyObject *Engine_jsonl(EngineObject *self, PyObject *args) {
-    Py_ssize_t start, count;
-    if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
-    if (!NAMES_STATE[0]) {
-        PyErr_SetString(PyExc_RuntimeError, "set_names() was not called");
-        return NULL;
-    }
-    Tracker *t = &self->tracker;
-    if (start < 0) start = 0;
-    size_t end = (size_t)start + (size_t)(count < 0 ? 0 : count);
-    if (end > t->n_conns) end = t->n_conns;
-    Buf line = {0}, all = {0};
-    for (size_t i = (size_t)start; i < end; i++) {
-        if (!t->conns[i].finished) conn_classify(&t->conns[i]);
-        if (conn_json(t, &t->conns[i], &line) < 0) goto oom;
-        if (all.len + line.len + 1 > all.cap) {
-            size_t cap = all.cap ? all.cap * 2 : 65536;
-            while (cap < all.len + line.len + 1) cap *= 2;
-            char *d = realloc(all.data, cap);
-            if (!d) goto oom;
-            all.data = d;
-            all.cap = cap;
-        }
-        memcpy(all.data + all.len, line.data, line.len);
-        all.len += line.len;
-    }
-    PyObject *out = PyUnicode_DecodeUTF8(all.data ? all.data : "", (Py_ssize_t)all.len, NULL);
-    free(line.data);
-    free(all.data);
-    return out;
-oom:
-    free(line.data);
-    free(all.data);
-    return PyErr_NoMemory();
 }
 
 /* Recorded packet rows: [(pkt_no, ts_ns, conn, from_client, flags, seq, ack, len, win,
@@ -576,12 +633,10 @@ LOCKED_1(Engine_note_time)
 LOCKED_1(Engine_finish)
 LOCKED_1(Engine_stats)
 LOCKED_1(Engine_conn_count)
-LOCKED_1(Engine_conn)
-LOCKED_1(Engine_transitions)
+LOCKED_1(Engine_columns)
 LOCKED_1(Engine_rows)
 LOCKED_1(Engine_row_columns)
 LOCKED_1(Engine_drain_transitions)
-LOCKED_1(Engine_jsonl)
 
 /* Every entry is a *_locked wrapper (see EngineObject): M() makes sure of it. */
 #define M(name, fn, flags, doc) {name, (PyCFunction)(void (*)(void))fn##_locked, flags, doc}
@@ -598,15 +653,14 @@ static PyMethodDef Engine_methods[] = {
       "End of input: classify every connection's close and Zeek conn_state."),
     M("stats", Engine_stats, METH_NOARGS, "Counters as a dict."),
     M("conn_count", Engine_conn_count, METH_NOARGS, "Number of connections."),
-    M("conn", Engine_conn, METH_O, "One connection's raw fields as a tuple."),
-    M("transitions", Engine_transitions, METH_O, "One connection's endpoint state changes."),
+    M("columns", Engine_columns, METH_VARARGS,
+      "columns(start, count) -> {name: bytes}: those connections' records as typed columns "
+      "(csrc/columns.h)."),
     M("rows", Engine_rows, METH_NOARGS, "Recorded per-packet rows."),
     M("row_columns", Engine_row_columns, METH_VARARGS,
       "row_columns(conn=-1) -> {name: bytes}: recorded rows as packed column arrays."),
     M("drain_transitions", Engine_drain_transitions, METH_NOARGS,
       "Transitions since the last call: [(conn_id, role, state, ts_ns, pkt_no, how, input)]."),
-    M("jsonl", Engine_jsonl, METH_VARARGS,
-      "jsonl(start, count) -> JSON lines of those connections (as records.build_record)."),
     {NULL, NULL, 0, NULL}};
 #undef M
 
@@ -652,8 +706,11 @@ static PyObject *set_names(PyObject *mod, PyObject *args) {
 }
 
 static PyMethodDef module_methods[] = {
+    {"render", (PyCFunction)(void (*)(void))render, METH_VARARGS | METH_KEYWORDS,
+     "render(columns, format, tag=None, uid_seed='') -> bytes: a columns() batch as jsonl, "
+     "csv or zeek rows."},
     {"set_names", set_names, METH_VARARGS,
-     "set_names(states, inputs, conn_states, close_kinds, anomalies): names for Engine.jsonl."},
+     "set_names(states, inputs, conn_states, close_kinds, anomalies): names for render()."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "analyzer._engine",
@@ -668,6 +725,14 @@ PyMODINIT_FUNC PyInit__engine(void) {
     Py_INCREF(&EngineType);
     PyModule_AddObject(m, "Engine", (PyObject *)&EngineType);
     PyModule_AddObject(m, "FormatError", FormatError);
+    PyObject *specs = column_specs();
+    if (!specs || PyModule_AddObject(m, "COLUMNS", specs) < 0) { Py_XDECREF(specs); return NULL; }
+    PyObject *strings = Py_BuildValue("(sssss)", STRINGS[0], STRINGS[1], STRINGS[2], STRINGS[3],
+                                      STRINGS[4]);
+    if (!strings || PyModule_AddObject(m, "STRING_COLUMNS", strings) < 0) {
+        Py_XDECREF(strings);
+        return NULL;
+    }
     if (merge_register(m, FormatError) < 0) return NULL;
     return m;
 }

@@ -12,7 +12,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mkdir -p "${1:-$ROOT/build/core}" && cd "${1:-$ROOT/build/core}" && pwd)
 PYTHON=${PYTHON:-python3}
-CORE="framing decode track zeek jsonl anomaly"
+CORE="framing decode track zeek columns anomaly"
 SRC=""
 for f in $CORE; do SRC="$SRC $ROOT/csrc/$f.c"; done
 # The RFC 9293 table the engine is given by Python (analyzer.fsm), as a C array.

@@ -11,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "framing.h"
-#include "jsonl.h"
+#include "columns.h"
 #include "track.h"
 
 #include "fsm_table.inc" /* FSM_TABLE: analyzer.fsm.table_bytes(), written by the build */
-
-uint64_t conn_zeek_size(const Conn *c, int role_orig);
 
 static void names(void) {
     static int done;
@@ -29,18 +27,52 @@ static void names(void) {
     for (int i = 0; i < AN__COUNT; i++) NAMES_ANOMALY[i] = "A";
 }
 
-/* What the binding's readers do (module.c): classify live, JSON, sizes, transitions. */
+/* What the binding does for Engine.columns and render (module.c): connections
+ * [start, start + n) filled into columns, then written as jsonl, csv and zeek. */
+static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
+    ConnCols p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    size_t ntr = cols_trans_count(t, start, n);
+#define ALLOC(name, code, type, per) p.name = malloc((n ? n : 1) * sizeof(type) * (per));
+    CONN_FIXED_COLUMNS(ALLOC)
+#undef ALLOC
+#define ALLOC(name, code, type, per) p.tr.name = malloc((ntr ? ntr : 1) * sizeof(type) * (per));
+    TRANS_COLUMNS(ALLOC)
+#undef ALLOC
+#define ALLOC(name) p.name##_off = malloc((n + 1) * sizeof(int32_t));
+    CONN_STRING_COLUMNS(ALLOC)
+#undef ALLOC
+    p.trans_off = malloc((n + 1) * sizeof(int32_t));
+    Buf str[COLS_N_STRINGS];
+    memset(str, 0, sizeof str);
+    if (p.id && p.tr.role && p.trans_off && p.history_off && cols_fill(t, start, &p, str) == 0) {
+        char **data[COLS_N_STRINGS] = {&p.client, &p.server, &p.client_ip, &p.server_ip,
+                                       &p.history};
+        for (int j = 0; j < COLS_N_STRINGS; j++) *data[j] = str[j].data ? str[j].data : "";
+        for (int fmt = RENDER_JSONL; fmt <= RENDER_ZEEK; fmt++) {
+            b->len = 0;
+            render_batch(&p, fmt, fmt == RENDER_CSV ? "f,\"" : NULL, 3, "seed", 4, b);
+        }
+    }
+    for (int j = 0; j < COLS_N_STRINGS; j++) free(str[j].data);
+#define FREE(name, code, type, per) free(p.name);
+    CONN_FIXED_COLUMNS(FREE)
+#undef FREE
+#define FREE(name, code, type, per) free(p.tr.name);
+    TRANS_COLUMNS(FREE)
+#undef FREE
+#define FREE(name) free(p.name##_off);
+    CONN_STRING_COLUMNS(FREE)
+#undef FREE
+    free(p.trans_off);
+}
+
+/* What the binding's readers do (module.c): classify live, columns and text, rows. */
 static void read_back(Tracker *t, Buf *b) {
     uint32_t n = t->n_conns;
     uint32_t pick[3] = {0, n / 2, n ? n - 1 : 0};
-    for (int k = 0; k < 3 && n; k++) {
-        Conn *c = &t->conns[pick[k]];
-        if (!c->finished) conn_classify(c);
-        conn_json(t, c, b);
-        (void)conn_zeek_size(c, 1);
-        for (uint32_t i = c->trans_head; i != UINT32_MAX; i = t->trans[i].next)
-            (void)t->trans[i].state;
-    }
+    for (int k = 0; k < 3 && n; k++) render_range(t, pick[k], 1, b);
     if (t->n_rows) (void)t->conns[t->rows[t->n_rows - 1].conn].orig;
 }
 
@@ -133,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     read_back(&t, &b);
     tracker_finish(&t);
-    for (uint32_t i = 0; i < t.n_conns; i++) conn_json(&t, &t.conns[i], &b);
+    render_range(&t, 0, t.n_conns, &b);
     free(b.data);
     tracker_free(&t); /* frees likely_ports too */
     framer_free(&f);

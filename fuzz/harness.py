@@ -26,10 +26,10 @@ from typing import Any
 
 import analyzer
 from analyzer import _engine
-from analyzer.capture import new_engine
 from analyzer.errors import CaptureError
 from analyzer.formats import FORMATS, write
-from analyzer.records import RawConn, build_record
+from analyzer.options import ReadOptions
+from analyzer.results import engine_batch
 
 SCRATCH = os.path.join(tempfile.gettempdir(), f"handshake-fuzz-{os.getpid()}.bin")
 SEGMENT = struct.Struct("<qIIHHBIIHHhbBBI")  # see segments()
@@ -72,26 +72,26 @@ def same_records(engine: Any) -> None:
     """The engine's JSON lines and the Python records are one record (one fact, one
     place: a time difference that wrapped in C once made them differ)."""
     n = engine.conn_count()
-    lines = engine.jsonl(0, n).splitlines() if n else []
+    batch = engine_batch(engine)
+    lines = batch.render("jsonl").decode().splitlines()
     assert len(lines) == n
-    for i, line in enumerate(lines):
-        rec = build_record(RawConn._make(engine.conn(i)), engine.transitions(i))
+    for line, rec in zip(lines, batch.records()):
         assert json.loads(line) == json.loads(json.dumps(rec, allow_nan=False)), (line, rec)
 
 
 def _engine_for(opts: dict[str, Any]) -> Any:
-    return new_engine(verify_checksums=opts["verify_checksums"],
-                      zeek_timers=opts["zeek_timers"], record=opts["record"],
-                      likely_server_ports=opts["likely_server_ports"])
+    return ReadOptions.make(verify_checksums=opts["verify_checksums"],
+                            zeek_timers=opts["zeek_timers"], record=opts["record"],
+                            likely_server_ports=opts["likely_server_ports"]).new_engine()
 
 
 def read_back(engine: Any) -> None:
     """What a reader (a notebook, the live view) asks of a filling engine."""
     n = engine.conn_count()
     for i in {0, n // 2, n - 1} if n else ():
-        build_record(RawConn._make(engine.conn(i)), engine.transitions(i))
+        next(engine_batch(engine, i, 1).records())
         engine.row_columns(i)
-    engine.jsonl(0, n)
+    engine_batch(engine).render("jsonl")
     engine.drain_transitions()
     engine.stats()
 

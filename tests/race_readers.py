@@ -21,7 +21,8 @@ import threading
 import time
 
 import analyzer
-from analyzer.capture import new_engine
+from analyzer import _engine
+from analyzer.options import ReadOptions
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcapgen as g
@@ -50,7 +51,7 @@ def offline(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     reads = conns = 0
     while time.monotonic() < deadline:
-        engine = new_engine(record=-2)
+        engine = ReadOptions(record=-2).new_engine()
         done = threading.Event()
 
         feeder = threading.Thread(target=feed, args=(engine, data, done))
@@ -58,9 +59,8 @@ def offline(seconds: float) -> None:
         while not done.is_set():
             n = engine.conn_count()
             if n:
-                engine.conn(n - 1)
-                engine.transitions(n - 1)
-                engine.jsonl(max(0, n - 3), 3)
+                cols = engine.columns(max(0, n - 3), 3)
+                _engine.render(cols, "jsonl")
                 engine.row_columns(n - 1)
                 reads += 1
         feeder.join()

@@ -11,7 +11,7 @@ import ipaddress
 from typing import Any
 
 from analyzer import _engine, fsm
-from analyzer.records import RawConn, build_record
+from analyzer.results import Transition, engine_batch
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 SA = SYN | ACK
@@ -52,17 +52,20 @@ class Wire:
         if not self.finished:
             self.engine.finish()
             self.finished = True
-        e = self.engine
-        return [build_record(RawConn._make(e.conn(i)), e.transitions(i))
-                for i in range(e.conn_count())]
+        return list(engine_batch(self.engine).records())
 
     def record(self, conn_id: int = 0) -> dict[str, Any]:
         recs = self.records()
         return recs[conn_id]
 
-    def raw(self, conn_id: int = 0) -> RawConn:
+    def raw(self, conn_id: int = 0) -> Any:
+        """The connection's columns by name (analyzer.results.ConnRow)."""
         self.records()
-        return RawConn._make(self.engine.conn(conn_id))
+        return engine_batch(self.engine, conn_id, 1).row(0)
+
+    def transitions(self, conn_id: int = 0) -> list[Transition]:
+        self.records()
+        return engine_batch(self.engine, conn_id, 1).transitions(0)
 
 
 def names(states: list[list[Any]]) -> list[str]:

@@ -217,14 +217,14 @@ def test_feed_segment_extreme_times_are_clamped_and_counted() -> None:
     """Times -2^63 and 2^63-1 (the reproducer ubsan-zeek555-feed_segment.py): clamped to
     0 and 2^62 ns, counted, and the jsonl equals the Python record (before, the jsonl
     duration was -9223372036.854775808 and json's +9223372036.854776)."""
-    from analyzer.records import RawConn, build_record
+    from analyzer.results import engine_batch
 
     e = _segment_engine()
     stats = e.stats()
     assert (stats["ts_clamped"], stats["ts_clamped_first"]) == (2, 1)
-    lines = [json.loads(x) for x in e.jsonl(0, e.conn_count()).splitlines()]
-    for i, line in enumerate(lines):
-        rec = build_record(RawConn._make(e.conn(i)), e.transitions(i))
+    batch = engine_batch(e)
+    lines = [json.loads(x) for x in batch.render("jsonl").decode().splitlines()]
+    for rec, line in zip(batch.records(), lines, strict=True):
         assert json.loads(json.dumps(rec)) == line
         assert line["duration"] >= 0
         assert 0 <= line["start"] <= 2**62 / 1e9 and 0 <= line["end"] <= 2**62 / 1e9

@@ -1,4 +1,4 @@
-"""The engine's JSON lines writer and records.build_record give the same records."""
+"""The engine's JSON lines (rendered from the columns) and ConnBatch.records agree."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ FILES = sorted(CORPUS.glob("*.pcap*")) + sorted((ROOT / "captures").glob("*.pcap
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_engine_json_equals_python_records(path: Path) -> None:
     cap = analyzer.read(str(path))
-    lines = cap.engine.jsonl(0, len(cap)).splitlines()
+    lines = cap.batch().render("jsonl").decode().splitlines()
     assert len(lines) == len(cap)
     for line, rec in zip(lines, cap.records()):
         assert json.loads(line) == rec

@@ -321,7 +321,7 @@ INFERRED = 1  # Engine.transitions' "how" code (analyzer.frames.HOW)
 def how_of(cap: analyzer.Capture, conn_id: int, role: int, state: str) -> int:
     """How the endpoint (0 client, 1 server) reached ``state``: seen or inferred."""
     from analyzer.fsm import TcpState
-    [how] = [h for r, st, _ts, _pkt, h, _inp in cap.engine.transitions(conn_id)
+    [how] = [h for r, st, _ts, _pkt, h, _inp in cap.state_changes(conn_id)
              if r == role and st == TcpState[state]]
     return int(how)
 

@@ -61,7 +61,7 @@ def replayed_states(cap: analyzer.Capture, conn_id: int, packets: list[int]
     from analyzer.records import STATE_NAMES
 
     changes = [(pkt, role, STATE_NAMES[state])
-               for role, state, _t, pkt, how, _i in cap.engine.transitions(conn_id) if how != 2]
+               for role, state, _t, pkt, how, _i in cap.state_changes(conn_id) if how != 2]
     out = {}
     for pkt in packets:
         now = ["-", "-"]
@@ -87,7 +87,7 @@ def test_every_view_agrees_on_every_packet(capture: tuple[Path, analyzer.Capture
         rows = frame[frame["conn_id"] == conn_id]
         assert sorted(printed) == rows["packet"].tolist()
         pk = packets_of(cap, conn_id)
-        ladder = build_ladder(rec, pk, cap.engine.transitions(conn_id), max_packets=10**9)
+        ladder = build_ladder(rec, pk, cap.state_changes(conn_id), max_packets=10**9)
         labels = {a.pkt_no: a.label for a in ladder.arrows}
         plotted: dict[str, dict[int, int]] = {"seq": {}, "ack": {}}
         fig = new_figure(4, 3)
@@ -153,8 +153,8 @@ def test_relative_numbers_are_wiresharks(name: str) -> None:
     """Where the SYN was not captured, the numbers are tshark's tcp.seq / tcp.ack."""
     path = ZEEK / name
     cap = analyzer.read(str(path), record=-2)
-    guessed = [i for i in range(len(cap)) if None in (cap.raw(i).client_isn,
-                                                      cap.raw(i).server_isn)]
+    guessed = [i for i in range(len(cap)) if -1 in (cap.row(i).client_isn,
+                                                     cap.row(i).server_isn)]
     assert guessed
     res = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp", "-T", "fields", "-e",
                           "frame.number", "-e", "tcp.seq", "-e", "tcp.ack", "-e",

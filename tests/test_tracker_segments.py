@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from segments import ACK, FA, FIN, PA, RA, RST, SA, SYN, Wire, names, sec, timeline
 
 from analyzer.fsm import Input, TcpState
-from analyzer.records import RawConn, build_record
+from analyzer.results import engine_batch
 
 C, S = 1000, 5000
 
@@ -772,7 +772,7 @@ def test_inferred_server_states_name_the_packets_that_caused_them() -> None:
     w.c(2020, ACK, C + 1, S + 1)     # packet 4
     w.records()
     server = [(state, ts, pkt) for role, state, ts, pkt, _how, _input
-              in w.engine.transitions(0) if role == 1]
+              in w.transitions(0) if role == 1]
     assert server == [(1, 1000 * 1_000_000, 1), (3, 2000 * 1_000_000, 2),
                       (4, 2020 * 1_000_000, 4)]
 
@@ -783,7 +783,7 @@ def test_close_kind_and_conn_state_are_known_before_the_end_of_input() -> None:
     handshake(w)
 
     def now() -> tuple[str, str]:
-        r = build_record(RawConn._make(w.engine.conn(0)), w.engine.transitions(0))
+        r = next(engine_batch(w.engine, 0, 1).records())
         return r["close"]["kind"], r["conn_state"]
 
     assert now() == ("open", "S1")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import analyzer
-from analyzer.formats import ZEEK_FIELDS, zeek_row
+from analyzer.formats import ZEEK_FIELDS
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "zeek"
 pytestmark = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").exists(),
@@ -104,8 +104,8 @@ def test_agreement_with_zeek() -> None:
                             verify_checksums="-C" not in entry["zeek_command_in_test"],
                             **ZEEK_CONFIG.get(trace, {}))
         got: dict[tuple[str, ...], list[dict[str, str]]] = collections.defaultdict(list)
-        for i in range(len(cap)):
-            row = dict(zip(ZEEK_FIELDS, zeek_row(cap, cap.raw(i))))
+        for line in cap.batch().render("zeek", uid_seed=cap.path).decode().splitlines():
+            row = dict(zip(ZEEK_FIELDS, line.split("\t")))
             got[key(row)].append(row)
         counts: collections.Counter[str] = collections.Counter(expected=len(expected),
                                                                found=len(cap))

@@ -17,11 +17,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
-from collections.abc import Collection
 from typing import IO, Any, Final, NamedTuple
 
-from ..capture import Capture, ProgressFn, new_engine, time_warnings
 from ..errors import CaptureError, UsageError
+from ..options import ReadOptions
+from ..results import ProgressFn, time_warnings
 
 INSTALL_PYSHARK: Final = "pip install 'handshake-analyzer[pyshark]'"
 INSTALL_TSHARK: Final = "apt-get install tshark"
@@ -84,19 +84,19 @@ def tshark_command(tshark: str, path: str, verify_checksums: bool) -> list[str]:
     return cmd
 
 
-def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
-         zeek_timers: bool = False, record: int | None = None,
-         progress: ProgressFn | None = None,
-         likely_server_ports: Collection[int] | None = None) -> Capture:
-    """Like :func:`analyzer.capture.read`, with tshark decoding the packets."""
+def track(path: str, options: ReadOptions, progress: ProgressFn | None = None
+          ) -> tuple[Any, dict[str, int], list[str], CaptureError | None, Any]:
+    """Like :func:`analyzer.results.read_file`, with tshark decoding the packets: the
+    finished tracker, its counters, warnings, the error that stopped the reading and the
+    spool of a piped input (None for a file)."""
     from ..source import spool_if_stream
 
     tshark = find_tshark()
     spool = spool_if_stream(path)  # tshark reads a pipe, but we need the file twice
     source = spool.path if spool else path
     size = _check_file(source, path)
-    engine = new_engine(port=port, verify_checksums=verify_checksums, zeek_timers=zeek_timers,
-                        record=record, likely_server_ports=likely_server_ports)
+    verify_checksums = options.verify_checksums
+    engine = options.new_engine()
     feeder = _Feeder(engine, verify_checksums)
     with tempfile.TemporaryFile() as errors:  # a file, so a chatty tshark cannot block
         proc = subprocess.Popen(tshark_command(tshark, source, verify_checksums),
@@ -121,11 +121,7 @@ def read(path: str, *, port: int | None = None, verify_checksums: bool = False,
     engine.finish()
     stats = feeder.stats(_format_code(source))
     warnings += time_warnings(path, stats)
-    options = {"port": port, "verify_checksums": verify_checksums,
-               "zeek_timers": zeek_timers, "record": record, "engine": "pyshark",
-               "likely_server_ports": likely_server_ports}
-    return Capture(path=path, engine=engine, stats=stats, warnings=warnings, error=error,
-                   options=options, spool=spool)
+    return engine, stats, warnings, error, spool
 
 
 class _Feeder:
@@ -282,7 +278,7 @@ INT64_MAX: Final = 2**63 - 1
 def epoch_ns(text: str) -> int:
     """tshark's ``frame.time_epoch`` (``1795316556.416492000``) as integer nanoseconds,
     without going through a float, saturated to an int64: the engine then clamps a time
-    out of its range and counts it, as for the native decoder (capture.time_warnings)."""
+    out of its range and counts it, as for the native decoder (results.time_warnings)."""
     negative = text.startswith("-")
     whole, _, frac = text.lstrip("-").partition(".")
     ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fsm import Input, TcpState
-from ..records import INPUT_NAMES, STATE_NAMES, RawConn, build_record, endpoint, secs
+from ..records import HOW, INPUT_NAMES, STATE_NAMES, secs
+from ..results import UNSET, engine_batch
 
-HOW = ("normal", "inferred", "unexpected")
 ROLE = ("client", "server")
 DONE = (TcpState.CLOSED, TcpState.TIME_WAIT)
 
@@ -53,10 +53,8 @@ class EventDeriver:
         for conn_id, role, state, ts_ns, pkt, how, seen in transitions:
             view = self.open.get(conn_id)
             if view is None:
-                raw = RawConn._make(engine.conn(conn_id))
-                view = self.open[conn_id] = ConnView(
-                    endpoint(raw.family, raw.client_addr, raw.client_port),
-                    endpoint(raw.family, raw.server_addr, raw.server_port))
+                row = engine_batch(engine, conn_id, 1).row(0)
+                view = self.open[conn_id] = ConnView(row.client, row.server)
             before = view.state[role]
             event = {"event": "state", "time": secs(ts_ns), "id": conn_id, "client": view.client,
                      "server": view.server, "endpoint": ROLE[role],
@@ -81,21 +79,22 @@ class EventDeriver:
     def _milestones(self, engine: Any, conn_id: int, ts_ns: int) -> list[dict[str, Any]]:
         view = self.open[conn_id]
         out: list[dict[str, Any]] = []
-        raw = None
+        batch = None
         if not view.established:  # several segments may come in one batch: ask the engine
-            raw = RawConn._make(engine.conn(conn_id))
-            if raw.handshake_complete:
+            batch = engine_batch(engine, conn_id, 1)
+            row = batch.row(0)
+            if row.handshake_complete:
                 view.established = True
-                rec = build_record(raw, [])
-                out.append({"event": "handshake", "time": secs(raw.ack_ns or ts_ns),
+                rec = next(batch.records())
+                out.append({"event": "handshake",
+                            "time": secs(ts_ns if row.ack_ns == UNSET else row.ack_ns),
                             "id": conn_id,
                             "client": view.client, "server": view.server,
                             **{k: rec["handshake"][k] for k in
                                ("irtt", "client_rtt", "server_rtt", "simultaneous_open",
                                 "fast_open", "syn_retransmits")}})
         if all(s in DONE for s in view.state) or view.reset_by is not None:
-            raw = raw or RawConn._make(engine.conn(conn_id))
-            rec = build_record(raw, engine.transitions(conn_id))
+            rec = next((batch or engine_batch(engine, conn_id, 1)).records())
             out.append({"event": "closed", "time": secs(ts_ns), "id": conn_id,
                         "client": view.client, "server": view.server, "ended": ended(view),
                         "kind": rec["close"]["kind"], "record": rec})
@@ -117,9 +116,5 @@ def ended(view: ConnView) -> str:
 
 def final_events(engine: Any) -> list[dict[str, Any]]:
     """After ``engine.finish()``: every connection's record, as handshake read writes it."""
-    out = []
-    conn, transitions = engine.conn, engine.transitions
-    for i in range(engine.conn_count()):
-        rec = build_record(RawConn._make(conn(i)), transitions(i))
-        out.append({"event": "final", "time": rec["end"], "id": i, "record": rec})
-    return out
+    return [{"event": "final", "time": rec["end"], "id": rec["id"], "record": rec}
+            for rec in engine_batch(engine).records()]

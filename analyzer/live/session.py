@@ -10,8 +10,9 @@ from collections import deque
 from typing import IO, Any
 
 from .. import _engine
-from ..capture import Capture, new_engine
+from ..capture import Capture
 from ..errors import UsageError
+from ..options import ReadOptions
 from .events import EventDeriver, final_events
 from .sources import ReplaySource, Source, make_source
 
@@ -59,7 +60,7 @@ class LiveSession:
         self.replay_speed = replay_speed
         self.lock = threading.Lock()
         self.capture = Capture(path=write or replay or f"live:{iface}",
-                               engine=new_engine(), stats={}, warnings=[])
+                               engine=ReadOptions().new_engine(), stats={}, warnings=[])
         self.error: str | None = None  # why the capture ended early, if it did
         self.started_at: float | None = None
         self.ended_at: float | None = None

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ..fit import Column, Step, fit
 from ..formats import SHORT_STATE
 from ..fsm import TcpState
-from ..records import RawConn
+from ..results import engine_batch
 from .session import LiveSession
 
 SHORT = {s.name: s.name.replace("_", " ") for s in TcpState}
@@ -112,7 +112,7 @@ LIVE_STEPS: tuple[Step, ...] = (
     ("elide", "client+server", 21), ("drop", "rtt"), ("elide", "client+server", 15))
 
 
-def live_columns(model: LiveModel, rows: list[tuple[int, Row]], raws: dict[int, RawConn],
+def live_columns(model: LiveModel, rows: list[tuple[int, Row]], raws: dict[int, Any],
                  width: int) -> list[Column]:
     """The live table's columns at ``width`` characters."""
     def cells(get: Callable[[int, Row], str]) -> list[str]:
@@ -131,8 +131,8 @@ def live_columns(model: LiveModel, rows: list[tuple[int, Row]], raws: dict[int, 
         Column("rtt", "RTT", cells(lambda i, r: _rtt(r.irtt)), right=True),
         Column("pkts", "pkts c/s", cells(lambda i, r: f"{raws[i].packets_client}/"
                                                       f"{raws[i].packets_server}"), right=True),
-        Column("bytes", "bytes c/s", cells(lambda i, r: f"{raws[i].payload_client}/"
-                                                        f"{raws[i].payload_server}"),
+        Column("bytes", "bytes c/s", cells(lambda i, r: f"{raws[i].payload_bytes_client}/"
+                                                        f"{raws[i].payload_bytes_server}"),
                right=True),
         Column("ended", "ended", cells(lambda i, r: r.ended),
                short_cells=cells(lambda i, r: _short_ended(r.ended))),
@@ -154,7 +154,7 @@ def render(model: LiveModel, session: LiveSession, height: int, width: int = 80)
     room = max(3, height - log_rows - 6)
     shown = list(model.rows.items())[-room:]
     with session.lock:
-        raws = {i: RawConn._make(session.capture.engine.conn(i)) for i, _ in shown}
+        raws = {i: engine_batch(session.capture.engine, i, 1).row(0) for i, _ in shown}
     columns = live_columns(model, shown, raws, width)
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False,
                   expand=False)

@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from ..records import RawConn
 from ..relative import seq_bases
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from ..capture import Capture
+    from ..results import Results
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 ROW_WIDTH = 12  # columns we rely on; later columns may be appended by the engine
@@ -48,10 +46,16 @@ class Packets:
         return len(self.pkt_no)
 
 
-def _to_packets(columns: dict[str, Any], raw: RawConn) -> Packets:
+def _isns(capture: Results, conn_id: int) -> tuple[int | None, int | None]:
+    row = capture.row(conn_id)
+    return (None if row.client_isn < 0 else row.client_isn,
+            None if row.server_isn < 0 else row.server_isn)
+
+
+def _to_packets(columns: dict[str, Any], isns: tuple[int | None, int | None]) -> Packets:
     c = columns
     # lazily, element by element: only the first packet or two are usually read
-    bases = seq_bases(raw.client_isn, raw.server_isn,
+    bases = seq_bases(isns[0], isns[1],
                       zip(map(bool, c["from_client"]), map(int, c["flags"]), map(int, c["seq"]),
                           map(int, c["ack"])))
     return Packets(c["pkt_no"].astype("int64"), c["ts_ns"], c["from_client"],
@@ -62,25 +66,21 @@ def _to_packets(columns: dict[str, Any], raw: RawConn) -> Packets:
                    c["anomalies"].astype("int64"), c["dup_ack_num"].astype("int64"), bases)
 
 
-def packets_of(capture: Capture, conn_id: int) -> Packets:
+def packets_of(capture: Results, conn_id: int) -> Packets:
     """``conn_id``'s packets: from the rows the capture recorded, else by reading it again
     (with the options it was read with)."""
     from ..columns import row_columns
 
-    capture.record(conn_id)  # a clear UsageError for an unknown id
+    capture.check_id(conn_id)  # a clear UsageError for an unknown id
     columns = row_columns(capture.engine, conn_id)
     if len(columns["pkt_no"]):
-        return _to_packets(columns, capture.raw(conn_id))
+        return _to_packets(columns, _isns(capture, conn_id))
+    # reread() checks that the file still holds the same connections
     again = capture.reread(conn_id)
-    mine, theirs = capture.raw(conn_id), (again.raw(conn_id) if conn_id < len(again) else None)
-    if theirs is None or (mine.first_packet, mine.last_packet, mine.client_port) != (
-            theirs.first_packet, theirs.last_packet, theirs.client_port):
-        raise UsageError(f"{capture.path}: connection {conn_id} has no packet rows; read the "
-                         f"capture with record={conn_id} (or record=-2) to plot it")
-    return _to_packets(row_columns(again.engine, conn_id), theirs)
+    return _to_packets(row_columns(again.engine, conn_id), _isns(again, conn_id))
 
 
-def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
+def all_packets_by_conn(capture: Results) -> dict[int, Packets]:
     """Every recorded row grouped by connection id (empty if none were recorded)."""
     import numpy as np
 
@@ -93,42 +93,40 @@ def all_packets_by_conn(capture: Capture) -> dict[int, Packets]:
     order = np.argsort(conn, kind="stable")  # capture order within each connection
     ids, starts = np.unique(conn[order], return_index=True)
     bounds = list(starts[1:]) + [len(order)]
+    from ..results import engine_batch
+
+    batch = engine_batch(capture.engine)  # every connection: indexed by id
+    isns = [None if v < 0 else v for v in batch.values("client_isn")], \
+        [None if v < 0 else v for v in batch.values("server_isn")]
     return {int(i): _to_packets({k: v[order[a:b]] for k, v in columns.items()},
-                                capture.raw(int(i)))
+                                (isns[0][int(i)], isns[1][int(i)]))
             for i, a, b in zip(ids, starts, bounds)}
 
 
-#: Per-connection fields the overview needs, pulled out of the engine's tuples in one pass.
+#: Per-connection fields the overview needs (the results' columns, renamed here).
 CONN_FIELDS = ("first_ns", "last_ns", "close_kind", "conn_state", "server_port",
                "syn_retransmits", "roles_guessed", "handshake_complete", "packets_client",
                "packets_server")
-CONN_OPTIONAL = ("first_syn_ns", "syn_ns", "ack_ns", "client_isn")  # None -> -1
+CONN_OPTIONAL = ("first_syn_ns", "syn_ns", "ack_ns", "client_isn")  # none -> -1
+_COLUMN = {"first_ns": "start_ns", "last_ns": "end_ns"}
 
 
-def connection_arrays(capture: Capture) -> dict[str, NDArray[Any]]:
+def connection_arrays(capture: Results) -> dict[str, NDArray[Any]]:
     """One numpy array per field of every connection: CONN_FIELDS, CONN_OPTIONAL (-1 for
-    "none") and ``irtt`` (seconds, NaN without one). What the overview aggregates,
-    without one dict per connection (500 k connections in about 2.5 s)."""
+    "none") and ``irtt`` (seconds, NaN without one): views of the engine's columns
+    (analyzer.results), no Python object per connection."""
     import numpy as np
 
-    from ..records import RawConn, irtt_seconds
+    from ..results import UNSET
 
-    names = RawConn._fields
-    plain = [names.index(f) for f in CONN_FIELDS]
-    optional = [names.index(f) for f in CONN_OPTIONAL]
-    conn, make = capture.engine.conn, RawConn._make
-
-    def rows() -> Any:
-        for i in range(len(capture)):
-            raw = conn(i)
-            irtt = irtt_seconds(make(raw))  # the one definition of the handshake RTT
-            yield (*(raw[k] for k in plain),
-                   *(-1 if raw[k] is None else raw[k] for k in optional),
-                   np.nan if irtt is None else irtt)
-
-    dtype = np.dtype([(f, "i8") for f in CONN_FIELDS + CONN_OPTIONAL] + [("irtt", "f8")])
-    table = np.fromiter(rows(), dtype=dtype, count=len(capture))
-    return {name: table[name] for name in dtype.names or ()}
+    batch = capture.batch()
+    out = {f: batch.numpy(_COLUMN.get(f, f)).astype("int64") for f in CONN_FIELDS}
+    for f in CONN_OPTIONAL:
+        values = batch.numpy(f).astype("int64")
+        out[f] = np.where(values == UNSET, -1, values)
+    irtt = batch.numpy("irtt_ns")  # the one definition of the handshake RTT (columns.c)
+    out["irtt"] = np.where(irtt == UNSET, np.nan, irtt / 1e9)
+    return out
 
 
 def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:

@@ -24,7 +24,7 @@ from ._data import all_packets_by_conn, human_bytes
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..capture import Capture
+    from ..results import Results
 
 #: (done, total) diagrams drawn so far; the CLI shows it on a terminal.
 Progress = Callable[[int, int], None]
@@ -67,7 +67,7 @@ def _img(fig: Figure, alt: str, gid: str) -> str:
     return f'<img id="{gid}" alt="{html.escape(alt)}" src="{figure_png(fig)}">'
 
 
-def write_html_report(captures_or_capture: Capture | Iterable[Capture], out_path: str, *,
+def write_html_report(captures_or_capture: Results | Iterable[Results], out_path: str, *,
                       limit: int | None = DEFAULT_LIMIT,
                       progress: Progress | None = None) -> None:
     """Write the report of one or several captures to ``out_path``.
@@ -76,9 +76,9 @@ def write_html_report(captures_or_capture: Capture | Iterable[Capture], out_path
     graph (the most telling ones, see ``pick_diagrams``; ``None`` for every one); the
     table lists them all. ``progress(done, total)`` is called after each diagram pair.
     """
-    from ..capture import Capture
+    from ..results import Results
 
-    caps = [captures_or_capture] if isinstance(captures_or_capture, Capture) else list(
+    caps = [captures_or_capture] if isinstance(captures_or_capture, Results) else list(
         captures_or_capture)
     if limit is not None and limit < 0:
         raise UsageError(f"limit must be 0 or more, not {limit}")
@@ -159,7 +159,7 @@ def _why(rec: dict[str, Any]) -> str:
     return "; ".join(reasons)
 
 
-def _capture_section(cap: Capture, n: int, limit: int | None, progress: Progress | None,
+def _capture_section(cap: Results, n: int, limit: int | None, progress: Progress | None,
                      done: list[int]) -> list[str]:
     from .ladder import ladder_plot
     from .overview import overview_plot
@@ -168,9 +168,6 @@ def _capture_section(cap: Capture, n: int, limit: int | None, progress: Progress
     rows = all_packets_by_conn(cap)
     if not rows and len(cap):
         again = cap.reread(-2)
-        if not _same(cap, again):
-            raise UsageError(f"{cap.path}: no packet rows recorded; read it with record=-2 "
-                             "(the same options) to report on it")
         cap, rows = again, all_packets_by_conn(again)
     recs = list(cap.records())
     picked = pick_diagrams(recs, limit)
@@ -204,13 +201,7 @@ def _capture_section(cap: Capture, n: int, limit: int | None, progress: Progress
     return out
 
 
-def _same(cap: Capture, again: Capture) -> bool:
-    """Reading the file again gave the same connections (the file did not change)."""
-    return len(cap) == len(again) and all(
-        cap.raw(i)[:8] == again.raw(i)[:8] for i in range(len(cap)))
-
-
-def _summary(cap: Capture, recs: list[dict[str, Any]]) -> str:
+def _summary(cap: Results, recs: list[dict[str, Any]]) -> str:
     from collections import Counter
 
     kinds = Counter(r["close"]["kind"] for r in recs)

@@ -12,6 +12,7 @@ runs (data transfer) are collapsed into one labelled band.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..capture import Capture
+    from ..results import Results
 
 SLANT = 0.7  # rows an arrow descends between sender and receiver
 CROSS_LOOKAHEAD = 8  # rows searched for a packet that crossed this one in flight
@@ -87,7 +88,7 @@ class Ladder:
     rows: float = 0.0
 
 
-def ladder_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
+def ladder_plot(capture: Results, conn_id: int, *, ax: Axes | None = None,
                 max_packets: int = 40, packets: Packets | None = None) -> Figure:
     """Ladder diagram of connection ``conn_id``.
 
@@ -97,7 +98,7 @@ def ladder_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
     """
     rec = capture.record(conn_id)
     pk = packets if packets is not None else packets_of(capture, conn_id)
-    layout = build_ladder(rec, pk, capture.engine.transitions(conn_id), max_packets)
+    layout = build_ladder(rec, pk, capture.state_changes(conn_id), max_packets)
     if ax is None:
         fig = new_figure(9, 1.4 + 0.4 * (layout.rows + 3), margins=(0.1, 0.1, 0.4, 0.1))
         ax = fig.add_subplot()
@@ -166,7 +167,7 @@ def _collapse_runs(pk: Packets, max_packets: int) -> list[tuple[int, int]]:
     return sorted(chosen)
 
 
-def build_ladder(rec: dict[str, Any], pk: Packets, transitions: list[tuple[int, ...]],
+def build_ladder(rec: dict[str, Any], pk: Packets, transitions: Sequence[tuple[int, ...]],
                  max_packets: int) -> Ladder:
     out = Ladder()
     bands = dict(_collapse_runs(pk, max_packets))
@@ -224,7 +225,7 @@ def _cross_in_flight(pk: Packets, out: Ladder, row_of: dict[int, int]) -> None:
             arrow.y_recv = max(arrow.y_recv, other.y_send + 0.45)
 
 
-def _place_states(out: Ladder, transitions: list[tuple[int, ...]], pk: Packets) -> None:
+def _place_states(out: Ladder, transitions: Sequence[tuple[int, ...]], pk: Packets) -> None:
     """Each state change sits where its packet leaves (a send) or arrives (a receive)."""
     by_pkt = {a.pkt_no: a for a in out.arrows}
     band_of = {int(pk.pkt_no[b.first]): b for b in out.bands}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
 
-    from ..capture import Capture
+    from ..results import Results
 
 CLOSE_COLOURS = {"four_way": "#2ca02c", "three_way": "#98df8a", "simultaneous": "#17becf",
                  "reset": "#d62728", "refused": "#ff7f0e", "unanswered": "#9467bd",
@@ -38,7 +38,7 @@ RASTER = (600, 1200)  # (connection-id rows, time columns) of that image
 STEP_POINTS = 4000  # above this, a cumulative count is sampled on a grid this fine
 
 
-def overview_plot(capture: Capture) -> Figure:
+def overview_plot(capture: Results) -> Figure:
     """Four panels: connection timeline, handshake RTT histogram, conn_state counts, SYNs
     received vs handshakes completed per listening port.
 
@@ -180,7 +180,7 @@ def draw_conn_states(ax: Axes, states: NDArray[Any]) -> None:
     ax.set_title("Zeek conn_state", fontsize=10, loc="left", y=1.0)
 
 
-def syn_times(capture: Capture, conns: dict[str, NDArray[Any]]) -> dict[int, NDArray[Any]]:
+def syn_times(capture: Results, conns: dict[str, NDArray[Any]]) -> dict[int, NDArray[Any]]:
     """Server port -> timestamps (ns) of the SYNs it received: every client SYN in the
     recorded rows, else first SYNs plus retransmission counts from the connections."""
     import numpy as np

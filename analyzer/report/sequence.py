@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import NDArray
 
-    from ..capture import Capture
+    from ..results import Results
 
 #: Above this many segments in a panel, draw per-column envelopes instead of each one.
 DECIMATE_OVER = 4000
@@ -46,7 +46,7 @@ COLOURS = {"data": "#1f5fbf", "ack": "#2ca02c", "window": "#d4a017",
            "zero_window": "#8c564b", "syn": "#17becf", "fin": "#000000", "rst": "#d62728"}
 
 
-def sequence_plot(capture: Capture, conn_id: int, *, ax: Axes | None = None,
+def sequence_plot(capture: Results, conn_id: int, *, ax: Axes | None = None,
                   absolute: bool = False, direction: str | None = None,
                   packets: Packets | None = None) -> Figure:
     """Time-sequence graph of connection ``conn_id``.

@@ -1,0 +1,423 @@
+"""The results model: the only Python code that talks to the engine about connections.
+
+A read leaves the engine as :class:`ConnBatch` values: a batch of connections as typed
+columns (csrc/columns.h: one ``bytes`` buffer per column, struct-of-arrays). Every
+output is a view of those columns: the text formats are rendered from them by the
+engine (``ConnBatch.render``), records, DataFrames, Arrow tables, the table and live
+events read them here. Derived fields (RTTs, close kind, the endpoint text, counts of
+unexpected inputs) are filled once, in csrc/columns.c.
+
+:class:`Results` is one capture's tracker with how it was read (one frozen
+:class:`~analyzer.options.ReadOptions`), and :func:`read_file` the one pipeline that
+feeds it from a file; :meth:`Results.reread` reads the same file again and is the one
+place that checks it is still the same file.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from . import _engine
+from .anomalies import NAMES as ANOMALY_NAMES
+from .errors import CaptureError, UsageError
+from .options import ReadOptions
+from .records import CLOSE_KINDS, CONN_STATES, INPUT_NAMES, STATE_NAMES, WHO, secs
+from .source import open_source
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .merge import MergedFiles
+
+#: progress(bytes done, bytes in all, packets so far, connections so far)
+ProgressFn = Callable[[int, int, int, int], None]
+
+#: Fixed-width columns: name -> (struct code, values per row), csrc/columns.h order.
+COLUMN_TYPES: Final = {name: (code, per) for name, code, per in _engine.COLUMNS}
+CONN_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if not n.startswith("trans."))
+TRANS_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if n.startswith("trans."))
+STRING_COLUMNS: Final = tuple(_engine.STRING_COLUMNS)
+UNSET: Final = -(1 << 63)  # a time or duration not seen (numpy: NaT)
+BATCH: Final = 65536  # connections per batch when a capture is walked in batches
+
+#: A connection's fields by name (ConnBatch.row): every fixed and text column; nulls are
+#: as in the columns (UNSET times, -1 ISNs/options/states), ``anomalies`` a tuple.
+ROW_FIELDS: Final = CONN_COLUMNS + STRING_COLUMNS
+ConnRow = collections.namedtuple("ConnRow", ROW_FIELDS)  # type: ignore[misc]
+
+
+class Transition(NamedTuple):
+    """One endpoint state change (or unexpected input) of a connection."""
+
+    role: int  # 0 client, 1 server
+    state: int  # TcpState
+    ts_ns: int
+    packet: int
+    how: int  # records.HOW
+    input: int  # fsm.Input, -1 for an initial state
+
+
+class ConnBatch:
+    """Connections as typed columns, straight from the engine's buffers.
+
+    ``buffers`` maps each column name to a ``bytes`` object (a string column has its
+    UTF-8 data and ``<name>.offsets``; ``trans.*`` columns hold every connection's
+    transitions, connection k's at ``trans.offsets[k]`` up to ``[k + 1]``)."""
+
+    def __init__(self, buffers: dict[str, Any]) -> None:
+        self.buffers = buffers
+        self.n: int = int(buffers["n"])
+        self._lists: dict[str, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def column(self, name: str) -> memoryview[int]:
+        """A fixed-width column (or ``<string>.offsets``) as a typed memoryview."""
+        code = "i" if name.endswith(".offsets") else COLUMN_TYPES[name][0]
+        view: memoryview[int] = memoryview(self.buffers[name]).cast(code)  # type: ignore[call-overload]
+        return view
+
+    def values(self, name: str) -> list[Any]:
+        """A column as a Python list (strings decoded; anomalies one tuple per row)."""
+        got = self._lists.get(name)
+        if got is None:
+            if name in STRING_COLUMNS:
+                text = self.buffers[name].decode()
+                off = self.column(f"{name}.offsets").tolist()
+                got = [text[a:b] for a, b in itertools.pairwise(off)] if text.isascii() else \
+                    [self.buffers[name][a:b].decode() for a, b in itertools.pairwise(off)]
+            elif COLUMN_TYPES[name][1] > 1:
+                flat, per = self.column(name).tolist(), COLUMN_TYPES[name][1]
+                got = [tuple(flat[k:k + per]) for k in range(0, len(flat), per)]
+            else:
+                got = self.column(name).tolist()
+            self._lists[name] = got
+        return got
+
+    def numpy(self, name: str) -> NDArray[Any]:
+        """A fixed-width column as a read-only numpy array over the engine's buffer
+        (no copy); ``anomalies`` is 2-D (one row per connection)."""
+        import numpy as np
+
+        code, per = ("i", 1) if name.endswith(".offsets") else COLUMN_TYPES[name]
+        arr = np.frombuffer(self.buffers[name], dtype=np.dtype(code))
+        return arr.reshape(-1, per) if per > 1 else arr
+
+    def row(self, i: int) -> Any:
+        """Connection ``i`` of the batch (0-based in the batch) as a ConnRow."""
+        return ConnRow(*(self.values(name)[i] for name in ROW_FIELDS))
+
+    def rows(self) -> Iterator[Any]:
+        cols = [self.values(name) for name in ROW_FIELDS]
+        return (ConnRow(*values) for values in zip(*cols))
+
+    def transitions(self, i: int) -> list[Transition]:
+        off = self.column("trans.offsets")
+        cols = [self.values(name)[off[i]:off[i + 1]] for name in TRANS_COLUMNS]
+        return [Transition(*t) for t in zip(*cols)]
+
+    def render(self, fmt: str, *, tag: str | None = None, uid_seed: str = "") -> bytes:
+        """The rows as ``jsonl``, ``csv`` or ``zeek`` text (csrc/columns.c). ``tag`` adds a
+        ``file`` field; Zeek uids are made from ``uid_seed`` and the id."""
+        return _engine.render(self.buffers, fmt, tag, uid_seed)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The ``handshake read --format jsonl`` objects of the batch, as dicts."""
+        v = self.values
+        off = self.column("trans.offsets").tolist()
+        t_role, t_state, t_ts, t_pkt, t_how, t_in = (v(n) for n in TRANS_COLUMNS)
+        cols = [v(name) for name in _RECORD_COLUMNS]
+        for i, row in enumerate(zip(*cols)):
+            r = dict(zip(_RECORD_COLUMNS, row))
+            states: dict[str, list[list[Any]]] = {"client": [], "server": []}
+            unexpected: list[dict[str, Any]] = []
+            for k in range(off[i], off[i + 1]):
+                who = "server" if t_role[k] else "client"
+                if t_how[k] == 2:  # an input the table does not allow here: kept, not raised
+                    unexpected.append({"packet": t_pkt[k], "endpoint": who,
+                                       "state": STATE_NAMES[t_state[k]],
+                                       "input": INPUT_NAMES[t_in[k]]})
+                else:
+                    states[who].append([secs(t_ts[k]), STATE_NAMES[t_state[k]]])
+            yield {
+                "id": r["id"], "client": r["client"], "server": r["server"],
+                "first_packet": r["first_packet"], "last_packet": r["last_packet"],
+                "start": secs(r["start_ns"]), "end": secs(r["end_ns"]),
+                "duration": secs(r["duration_ns"]),
+                "packets": {"client": r["packets_client"], "server": r["packets_server"]},
+                "payload_bytes": {"client": r["payload_bytes_client"],
+                                  "server": r["payload_bytes_server"]},
+                "conn_state": CONN_STATES[r["conn_state"]],
+                "history": r["history"],
+                "handshake": {
+                    "complete": r["handshake_complete"],
+                    "simultaneous_open": r["simultaneous_open"],
+                    "fast_open": r["fast_open"],
+                    "syn_retransmits": r["syn_retransmits"],
+                    "synack_retransmits": r["synack_retransmits"],
+                    "client_isn": _null(r["client_isn"]),
+                    "server_isn": _null(r["server_isn"]),
+                    "irtt": _secs(r["irtt_ns"]),
+                    "client_rtt": _secs(r["client_rtt_ns"]),
+                    "server_rtt": _secs(r["server_rtt_ns"]),
+                    "client_options": _options(r, "client"),
+                    "server_options": _options(r, "server"),
+                },
+                "close": {
+                    "kind": CLOSE_KINDS[r["close_kind"]],
+                    "initiator": WHO[r["close_initiator"]],
+                    "reset_by": WHO[r["close_reset_by"]],
+                    "half_close": r["close_half_close"],
+                    "time_wait": WHO[r["close_time_wait"]],
+                },
+                "states": states,
+                "roles_guessed": r["roles_guessed"],
+                "unexpected": unexpected,
+                "anomalies": {name: n for name, n in zip(ANOMALY_NAMES, r["anomalies"]) if n},
+            }
+
+
+_OPTION_KEYS: Final = ("options", "mss", "wscale", "sack_permitted", "timestamps")
+_RECORD_COLUMNS: Final = (
+    "id", "client", "server", "first_packet", "last_packet", "start_ns", "end_ns",
+    "duration_ns", "packets_client", "packets_server", "payload_bytes_client",
+    "payload_bytes_server", "conn_state", "history", "handshake_complete",
+    "simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits", "client_isn", "server_isn",
+    "irtt_ns", "client_rtt_ns", "server_rtt_ns",
+    *(f"{side}_{key}" for side in ("client", "server") for key in _OPTION_KEYS),
+    "close_kind", "close_initiator", "close_reset_by", "close_half_close", "close_time_wait",
+    "roles_guessed", "anomalies")
+
+
+def _null(value: int) -> int | None:
+    return None if value < 0 else value
+
+
+def _secs(ns: int) -> float | None:
+    return None if ns == UNSET else secs(ns)
+
+
+def _options(r: dict[str, Any], side: str) -> dict[str, Any] | None:
+    if not r[f"{side}_options"]:
+        return None
+    return {"mss": _null(r[f"{side}_mss"]), "wscale": _null(r[f"{side}_wscale"]),
+            "sack_permitted": r[f"{side}_sack_permitted"],
+            "timestamps": r[f"{side}_timestamps"]}
+
+
+def engine_batch(engine: Any, start: int = 0, count: int | None = None) -> ConnBatch:
+    """Connections ``start`` .. ``start + count`` of a tracker (all the rest by default);
+    those not finished yet (a live capture) as they would be if it ended now."""
+    n = int(engine.conn_count()) - start if count is None else count
+    return ConnBatch(engine.columns(start, n))
+
+
+def concat(batches: list[ConnBatch]) -> ConnBatch:
+    """Several batches as one (offsets rebased)."""
+    if len(batches) == 1:
+        return batches[0]
+    import array
+
+    out: dict[str, Any] = {"n": sum(b.n for b in batches)}
+    for name in COLUMN_TYPES:
+        out[name] = b"".join(b.buffers[name] for b in batches)
+    for name in (*STRING_COLUMNS, "trans"):
+        offsets = array.array("i", [0])
+        base = 0
+        for b in batches:
+            off = b.column(f"{name}.offsets")
+            offsets.extend(x + base for x in off[1:])
+            base += off[b.n]
+        out[f"{name}.offsets"] = offsets.tobytes()
+        if name != "trans":
+            out[name] = b"".join(b.buffers[name] for b in batches)
+    return ConnBatch(out)
+
+
+@dataclass
+class Results:
+    """Every TCP connection found in one capture: the tracker and how it was read."""
+
+    path: str
+    engine: Any = field(repr=False)
+    stats: dict[str, int]
+    warnings: list[str]
+    error: CaptureError | None = None  # reading stopped here; what came before is kept
+    options: ReadOptions = field(default_factory=ReadOptions, repr=False)
+    # A copy of a non-seekable input (a pipe, ``-``) to read again (source.Spool), else None.
+    spool: Any = field(default=None, repr=False)
+    # The connections the filters kept (read(state=, close=, where=)), None for all.
+    selected: list[int] | None = field(default=None, repr=False)
+    # Several files read as one (read(paths, merge=True)): the files and where each
+    # packet number came from (analyzer.merge); ``path`` is then the files joined by "+".
+    merged: MergedFiles | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.engine.conn_count())
+
+    def ids(self) -> list[int] | range:
+        """The ids of the connections reported: those the connection filters kept (ids
+        are the file's, so ``handshake show FILE ID`` finds them), or every one."""
+        return range(len(self)) if self.selected is None else self.selected
+
+    def batch(self, start: int | None = None, count: int | None = None) -> ConnBatch:
+        """Connections ``start`` .. ``start + count`` (all the rest by default); without
+        arguments every connection reported (those the filters kept)."""
+        if start is None and count is None and self.selected is not None:
+            return concat(list(self.batches())) if self.selected else \
+                engine_batch(self.engine, 0, 0)
+        return engine_batch(self.engine, start or 0, count)
+
+    def batches(self, size: int = BATCH) -> Iterator[ConnBatch]:
+        """Every connection reported, in id order, ``size`` at a time (bounded memory)."""
+        if self.selected is None:
+            for start in range(0, len(self), size):
+                yield engine_batch(self.engine, start, size)
+            return
+        from .filters import runs
+
+        for first, n in runs(self.selected):
+            for start in range(first, first + n, size):
+                yield engine_batch(self.engine, start, min(size, first + n - start))
+
+    def check_id(self, conn_id: int) -> None:
+        if not 0 <= conn_id < len(self):
+            raise UsageError(f"{self.path}: no connection {conn_id} "
+                             f"(the file has {len(self)}: ids 0 to {len(self) - 1})")
+
+    def row(self, conn_id: int) -> Any:
+        """One connection's fields by name (a ConnRow)."""
+        self.check_id(conn_id)
+        return engine_batch(self.engine, conn_id, 1).row(0)
+
+    def raw(self, conn_id: int) -> Any:
+        """The same as :meth:`row` (the name older code used)."""
+        return self.row(conn_id)
+
+    def state_changes(self, conn_id: int) -> list[Transition]:
+        self.check_id(conn_id)
+        return engine_batch(self.engine, conn_id, 1).transitions(0)
+
+    def record(self, conn_id: int) -> dict[str, Any]:
+        """The ``--format jsonl`` object of one connection."""
+        self.check_id(conn_id)
+        return next(engine_batch(self.engine, conn_id, 1).records())
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for batch in self.batches():
+            yield from batch.records()
+
+    def packet_rows(self) -> list[tuple[Any, ...]]:
+        """Rows recorded with ``record=``: one per TCP packet (see Engine.rows)."""
+        return list(self.engine.rows())
+
+    def reread(self, record: int | None) -> Results:
+        """The same file read again with the same options, keeping packet rows of
+        connection ``record`` (every one with -2). Raises UsageError when the file is
+        no longer the one read (other connections): the one "same file?" check."""
+        if self.merged is not None:
+            from .merge import read_merged
+
+            again = read_merged(self.merged.files, self.options.recording(record))
+        else:
+            again = read_file(self.spool.path if self.spool else self.path,
+                              self.options.recording(record))
+            again.path, again.spool = self.path, self.spool
+        if _fingerprint(self) != _fingerprint(again):
+            raise UsageError(f"{self.path}: the file changed since it was read; read it "
+                             "again")
+        return again
+
+
+def _fingerprint(res: Results) -> tuple[int, bytes, bytes, bytes]:
+    """What identifies the connections of a read: their number, first and last packets
+    and start times (cheap: three columns)."""
+    if res.error is not None and len(res) == 0:
+        return (0, b"", b"", b"")
+    cols = res.engine.columns(0, len(res))
+    return (len(res), cols["first_packet"], cols["last_packet"], cols["start_ns"])
+
+
+def read_file(path: str, options: ReadOptions | None = None,
+              progress: ProgressFn | None = None) -> Results:
+    """Analyse one capture file (see analyzer.read). A corrupt record stops the reading:
+    the Results keep everything before it and say where it stopped in ``error``; a file
+    cut short only adds a warning."""
+    options = options or ReadOptions()
+    if options.engine == "pyshark":
+        from .engines import pyshark_engine
+
+        engine, stats, warnings, error, spool = pyshark_engine.track(path, options, progress)
+        return Results(path, engine, stats, warnings, error, options, spool)
+    tracker = options.new_engine()
+    source = open_source(path)
+    notes: list[str] = []
+    error_at: CaptureError | None = None
+    # Bytes of an incomplete record wait in `pending` for the next chunk. The framer bounds
+    # a record (libpcap's limits), so `pending` stays small and each byte is copied O(1)
+    # times: time and memory linear in the input, whatever its record lengths claim.
+    pending = bytearray()
+    for chunk in source.chunks():
+        if pending:
+            pending += chunk.data
+        try:
+            used = tracker.feed(pending if pending else chunk.data)
+        except _engine.FormatError as exc:
+            error_at = _format_error(path, exc)
+            break
+        if pending:
+            del pending[:used]
+        else:
+            pending[:] = memoryview(chunk.data)[used:]
+        if progress:
+            progress(chunk.position, source.size, tracker.stats()["frames"],
+                     tracker.conn_count())
+        if options.count and tracker.stats()["count_reached"]:
+            break  # -c: the rest of the file is not read
+    else:
+        # End of input: feed the rest until nothing more is framed.
+        while pending:
+            try:
+                used = tracker.feed(pending)
+            except _engine.FormatError as exc:
+                error_at = _format_error(path, exc)
+                break
+            if used == 0:
+                break
+            del pending[:used]
+    stats = tracker.stats()
+    if stats["count_reached"]:
+        pending.clear()  # what -c left unread is no truncation
+    if error_at is None and source.read_error is not None:
+        error_at = CaptureError(path, f"{source.read_error} at byte {source.delivered} (after "
+                                      f"packet {stats['packets_framed']})",
+                                offset=source.delivered, packet=stats["packets_framed"])
+    if error_at is None and (pending or source.truncated_stream):
+        notes.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
+                     f"{stats['packets_framed']}")
+    tracker.finish()
+    stats = tracker.stats()
+    notes += time_warnings(path, stats)
+    return Results(path, tracker, stats, notes, error_at, options, source.spool)
+
+
+def time_warnings(path: str, stats: dict[str, int]) -> list[str]:
+    """The warning for packet times outside the engine's range (0 .. 2^62 ns after the
+    epoch), which it clamps to the nearer end, as both engines do (engine.h, ts_clamp)."""
+    n = stats.get("ts_clamped", 0)
+    if not n:
+        return []
+    plural = "s" if n > 1 else ""
+    message = (f"{path}: {n} packet time{plural} outside 1970-01-01..2116-02-20 (first: "
+               f"packet {stats['ts_clamped_first']}), clamped to that range")
+    return [message]
+
+
+def _format_error(path: str, exc: Exception) -> CaptureError:
+    message, offset, packets = exc.args
+    return CaptureError(path, message, offset=offset, packet=packets)
