@@ -177,12 +177,13 @@ def connections(paths: Sequence[str], options: Options, merge: bool = False,
 
 def _meta(options: Options) -> pd.DataFrame:
     """An empty partition with every column's type (what dask needs to plan)."""
-    from .capture import Capture, new_engine
     from .frames import connections_frame
+    from .options import ReadOptions
+    from .results import Results
 
-    engine = new_engine(port=options.get("port"))
+    engine = ReadOptions(port=options.get("port")).new_engine()
     engine.finish()
-    empty = connections_frame(Capture(path="", engine=engine, stats=engine.stats(),
+    empty = connections_frame(Results(path="", engine=engine, stats=engine.stats(),
                                       warnings=[]))
     empty["file"] = empty.index.astype(str)  # object dtype, no rows
     return empty
