@@ -52,6 +52,9 @@ void tracker_segment(Tracker *t, const Segment *seg);
 void tracker_finish(Tracker *t);
 void conn_finish(Tracker *t, Conn *c);
 void conn_classify(Conn *c);
-/* Does segment s start a new connection on c's 4-tuple (the one split rule)? */
+/* Does segment s start a new connection on c's 4-tuple (the one split rule)? By default
+ * silence never ends a connection (TCP has no idle timeout): anything that drops a quiet
+ * connection from memory early must still answer a later packet of its 4-tuple by this
+ * rule, not by starting a new connection. */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s);
 #endif
