@@ -619,6 +619,14 @@ KNOWN_TOOLS: dict[str, Tool] = {
                             count_jsonl),
     "handshake-table": Tool("handshake-table",
                             ("handshake", "read", "{file}", "--format", "table", "-o", "{out}")),
+    # read -f: the BPF filter (libpcap-compiled, run by the engine on every frame) passes
+    # every packet here, so this is the filter's cost over handshake-jsonl; tcpdump running
+    # the same filter over the file is the reference for filtering alone.
+    "handshake-filter": Tool("handshake-filter",
+                             ("handshake", "read", "{file}", "-f", "tcp port 9502", "--format",
+                              "jsonl", "-o", "{out}"), count_jsonl),
+    "tcpdump-filter": Tool("tcpdump-filter",
+                           ("tcpdump", "-r", "{file}", "-w", "/dev/null", "tcp port 9502")),
 }
 
 
