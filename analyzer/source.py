@@ -155,8 +155,8 @@ class FileSource:
                 head = self._head = _read_head(self._stream, 4)
             except (OSError, EOFError, zlib.error) as exc:
                 self.close()
-                raise CaptureError(path, f"corrupt gzip data: {exc} (compressed byte "
-                                         f"{self._raw.position} or before)", offset=0,
+                raise CaptureError(path, f"corrupt gzip data: {exc} at byte 0 (compressed "
+                                         f"byte {self._raw.position} or before)", offset=0,
                                    packet=0) from None
         if not head:
             self.close()
