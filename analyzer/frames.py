@@ -15,7 +15,7 @@ import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from .records import CLOSE_KINDS, CONN_STATES, HOW, INPUT_NAMES, STATE_NAMES, WHO
-from .results import ConnBatch, Results, engine_batch
+from .results import ConnBatch, Results
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,20 +80,6 @@ def _option_flag(batch: ConnBatch, side: str, key: str) -> Any:
                                   ~batch.numpy(f"{side}_options").astype(bool))
 
 
-def _state_names(batch: ConnBatch, role: int) -> list[str]:
-    """Each connection's states of one endpoint, in order, space separated."""
-    import numpy as np
-
-    off = batch.numpy("trans.offsets")
-    keep = (batch.numpy("trans.role") == role) & (batch.numpy("trans.how") != 2)
-    names = np.array(STATE_NAMES, dtype=object)[batch.numpy("trans.state")]
-    owner = np.repeat(np.arange(batch.n), np.diff(off))
-    out: list[list[str]] = [[] for _ in range(batch.n)]
-    for i, name in zip(owner[keep].tolist(), names[keep].tolist()):
-        out[i].append(name)
-    return [" ".join(x) for x in out]
-
-
 def connections_frame(capture: Results) -> pd.DataFrame:
     """One row per connection: the ``handshake read --format jsonl`` fields, flattened
     like ``--format csv``, plus ``client_state`` / ``server_state`` (the final states).
@@ -141,8 +127,8 @@ def connections_frame(capture: Results) -> pd.DataFrame:
         "close_reset_by": _codes(b, "close_reset_by", WHO),
         "close_half_close": n("close_half_close"),
         "close_time_wait": _codes(b, "close_time_wait", WHO),
-        "client_states": pd.array(_state_names(b, 0), dtype="string"),
-        "server_states": pd.array(_state_names(b, 1), dtype="string"),
+        "client_states": pd.array(b.values("client_states"), dtype="string"),
+        "server_states": pd.array(b.values("server_states"), dtype="string"),
         "client_state": _codes(b, "client_state", STATE_NAMES),
         "server_state": _codes(b, "server_state", STATE_NAMES),
         "roles_guessed": n("roles_guessed"),
@@ -264,20 +250,24 @@ def _bases(capture: Results, conn: Any, client: Any, flags: Any, seq: Any, ack: 
 
     from .relative import seq_bases
 
-    order = np.argsort(conn, kind="stable")  # capture order within each connection
-    ids, starts = np.unique(conn[order], return_index=True)
-    ends = [*starts[1:].tolist(), len(order)]
-    base = np.full((len(ids), 2), -1, dtype="int64")  # [k]: connection ids[k]'s bases
-    batch = engine_batch(capture.engine)  # every connection: indexed by id
-    client_isn, server_isn = batch.values("client_isn"), batch.values("server_isn")
-    for k, (i, a, b) in enumerate(zip(ids.tolist(), starts.tolist(), ends)):
-        rows = order[a:b]
-        # lazily, element by element: usually only the first packet or two are read
-        found = seq_bases(None if client_isn[i] < 0 else client_isn[i],
-                          None if server_isn[i] < 0 else server_isn[i],
-                          zip(map(bool, client[rows]), map(int, flags[rows]),
-                              map(int, seq[rows]), map(int, ack[rows])))
-        base[k] = [-1 if v is None else v for v in found]
+    ids = np.unique(conn)
+    batch = capture.every()  # every connection: indexed by id
+    # base[k]: connection ids[k]'s (client, server) bases; the ISNs where the handshake
+    # gave both (seq_bases returns them as they are), -1 while unknown
+    base = np.stack([batch.numpy("client_isn")[ids], batch.numpy("server_isn")[ids]], axis=1)
+    missing = np.flatnonzero((base < 0).any(axis=1))
+    if len(missing):  # only these need their packets: seq_bases is the one rule
+        order = np.argsort(conn, kind="stable")  # capture order within each connection
+        starts = np.searchsorted(conn[order], ids)
+        ends = np.append(starts[1:], len(order))
+        for k in missing.tolist():
+            rows = order[starts[k]:ends[k]]
+            known = [None if v < 0 else int(v) for v in base[k]]
+            # lazily, element by element: usually only the first packet or two are read
+            found = seq_bases(known[0], known[1],
+                              zip(map(bool, client[rows]), map(int, flags[rows]),
+                                  map(int, seq[rows]), map(int, ack[rows])))
+            base[k] = [-1 if v is None else v for v in found]
     row = np.searchsorted(ids, conn)
     side = np.where(client, 0, 1)
     return base[row, side], base[row, 1 - side]

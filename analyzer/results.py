@@ -42,7 +42,8 @@ CONN_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if not n.startswith("trans."
 TRANS_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if n.startswith("trans."))
 STRING_COLUMNS: Final = tuple(_engine.STRING_COLUMNS)
 UNSET: Final = -(1 << 63)  # a time or duration not seen (numpy: NaT)
-BATCH: Final = 65536  # connections per batch when a capture is walked in batches
+BATCH: Final = 8192  # connections per batch when a capture is walked in batches (text
+# outputs render one batch at a time: a few MB, whatever the capture)
 
 #: A connection's fields by name (ConnBatch.row): every fixed and text column; nulls are
 #: as in the columns (UNSET times, -1 ISNs/options/states), ``anomalies`` a tuple.
@@ -268,10 +269,25 @@ class Results:
     def batch(self, start: int | None = None, count: int | None = None) -> ConnBatch:
         """Connections ``start`` .. ``start + count`` (all the rest by default); without
         arguments every connection reported (those the filters kept)."""
-        if start is None and count is None and self.selected is not None:
-            return concat(list(self.batches())) if self.selected else \
+        if start is not None or count is not None:
+            return engine_batch(self.engine, start or 0, count)
+        # Every connection: kept while the engine has seen nothing new (frames, plots
+        # and the packet table all read it; a live capture that fills gets a new one).
+        key = (len(self), self.engine.stats()["tcp"], tuple(self.selected or ()))
+        cached = self.__dict__.get("_batch")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        if self.selected is None:
+            batch = engine_batch(self.engine)
+        else:
+            batch = concat(list(self.batches())) if self.selected else \
                 engine_batch(self.engine, 0, 0)
-        return engine_batch(self.engine, start or 0, count)
+        self.__dict__["_batch"] = (key, batch)
+        return batch
+
+    def every(self) -> ConnBatch:
+        """Every connection of the capture, row k being id k (whatever the filters kept)."""
+        return self.batch() if self.selected is None else engine_batch(self.engine)
 
     def batches(self, size: int = BATCH) -> Iterator[ConnBatch]:
         """Every connection reported, in id order, ``size`` at a time (bounded memory)."""

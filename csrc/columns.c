@@ -172,7 +172,8 @@ static void fill_row(const Tracker *t, const Conn *c, ConnCols *p, size_t i, siz
     p->unexpected[i] = odd;
 }
 
-static int fill_strings(const Conn *c, ConnCols *p, size_t i, Buf str[COLS_N_STRINGS]) {
+static int fill_strings(const Tracker *t, const Conn *c, ConnCols *p, size_t i,
+                        Buf str[COLS_N_STRINGS]) {
     char ip[2][INET6_ADDRSTRLEN], ep[INET6_ADDRSTRLEN + 10];
     for (int role = 0; role < 2; role++) {
         int side = role == 0 ? c->orig : c->orig ^ 1;
@@ -187,19 +188,36 @@ static int fill_strings(const Conn *c, ConnCols *p, size_t i, Buf str[COLS_N_STR
                         ip[role], strlen(ip[role])))
             return -1;
     }
-    return strings_add(&str[4], p->history_off, i, conn_hist_c(c), c->hist_len);
+    if (strings_add(&str[4], p->history_off, i, conn_hist_c(c), c->hist_len)) return -1;
+    for (int role = 0; role < 2; role++) {
+        int side = role == 0 ? c->orig : c->orig ^ 1, first = 1;
+        Buf *b = &str[5 + role];
+        for (uint32_t k = c->trans_head; k != NO_TRANS; k = t->trans[k].next) {
+            const Transition *tr = &t->trans[k];
+            if (tr->side != side || tr->how == HOW_UNEXPECTED || tr->how == HOW_RETRACTED)
+                continue;
+            const char *name = NAMES_STATE[tr->state];
+            size_t n = strlen(name);
+            if (buf_reserve(b, n + 1)) return -1;
+            if (!first) put_c(b, ' ');
+            first = 0;
+            put_raw(b, name, n);
+        }
+        (role == 0 ? p->client_states_off : p->server_states_off)[i + 1] = (int32_t)b->len;
+    }
+    return 0;
 }
 
 int cols_fill(Tracker *t, size_t start, ConnCols *p, Buf str[COLS_N_STRINGS]) {
     size_t tr_at = 0;
     p->client_off[0] = p->server_off[0] = p->client_ip_off[0] = p->server_ip_off[0] =
-        p->history_off[0] = 0;
+        p->history_off[0] = p->client_states_off[0] = p->server_states_off[0] = 0;
     p->trans_off[0] = 0;
     for (size_t i = 0; i < p->n; i++) {
         Conn *c = &t->conns[start + i];
         if (!c->finished) conn_classify(c); /* a live capture: as of now */
         fill_row(t, c, p, i, &tr_at);
-        if (fill_strings(c, p, i, str)) return -1;
+        if (fill_strings(t, c, p, i, str)) return -1;
     }
     return 0;
 }
@@ -405,8 +423,8 @@ static void csv_opts(Buf *b, const ConnCols *p, size_t i, int server) {
 /* analyzer.formats.CSV_COLUMNS, in that order ("file" first when tagged). */
 static int render_csv(const ConnCols *p, size_t i, const char *tag, size_t tag_len,
                       Buf *b) {
-    size_t ntr = (size_t)(p->trans_off[i + 1] - p->trans_off[i]);
-    if (buf_reserve(b, 1536 + 2 * tag_len + ntr * 16 + str_len(p->history_off, i)))
+    if (buf_reserve(b, 1536 + 2 * tag_len + str_len(p->history_off, i) +
+                           str_len(p->client_states_off, i) + str_len(p->server_states_off, i)))
         return -1;
     if (tag) { put_csv_field(b, tag, tag_len); put_c(b, ','); }
     put_u64(b, p->id[i]); put_c(b, ',');
@@ -443,17 +461,10 @@ static int render_csv(const ConnCols *p, size_t i, const char *tag, size_t tag_l
     put_s(b, WHO_TEXT[p->close_reset_by[i] & 3]); put_c(b, ',');
     put_bool(b, p->close_half_close[i], 0); put_c(b, ',');
     put_s(b, WHO_TEXT[p->close_time_wait[i] & 3]);
-    size_t lo = (size_t)p->trans_off[i], hi = (size_t)p->trans_off[i + 1];
-    for (int role = 0; role < 2; role++) {
-        put_c(b, ',');
-        int first = 1;
-        for (size_t k = lo; k < hi; k++) {
-            if (p->tr.role[k] != role || p->tr.how[k] == HOW_UNEXPECTED) continue;
-            if (!first) put_c(b, ' ');
-            first = 0;
-            put_s(b, NAMES_STATE[p->tr.state[k]]);
-        }
-    }
+    put_c(b, ',');
+    put_raw(b, STR(p, client_states, i));
+    put_c(b, ',');
+    put_raw(b, STR(p, server_states, i));
     put_c(b, ',');
     put_bool(b, p->roles_guessed[i], 0); put_c(b, ',');
     put_u64(b, p->unexpected[i]); put_c(b, ',');

@@ -78,7 +78,9 @@
     X(anomalies, "I", uint32_t, AN__COUNT)
 
 /* Text columns, Arrow's layout: <name> is the UTF-8 data, <name>.offsets n + 1 int32. */
-#define CONN_STRING_COLUMNS(X) X(client) X(server) X(client_ip) X(server_ip) X(history)
+#define CONN_STRING_COLUMNS(X)                                                           \
+    X(client) X(server) X(client_ip) X(server_ip) X(history)                             \
+    X(client_states) X(server_states) /* each endpoint's states in order, space separated */
 
 /* Every endpoint state change (and unexpected input) of the batch's connections, in
  * order: connection k's are rows trans.offsets[k] .. trans.offsets[k + 1]. */
@@ -107,7 +109,7 @@ typedef struct {
     size_t len, cap;
 } Buf;
 
-enum { COLS_N_STRINGS = 5 };
+enum { COLS_N_STRINGS = 7 };
 
 /* Names shared with Python (analyzer.records hands them over once: engine_set_names). */
 extern const char *NAMES_STATE[], *NAMES_INPUT[], *NAMES_CS[], *NAMES_CK[], *NAMES_ANOMALY[];

@@ -367,6 +367,10 @@ static int put_new_column(PyObject *out, const char *name, size_t size, void **p
 static PyObject *Engine_columns(EngineObject *self, PyObject *args) {
     Py_ssize_t start, count;
     if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
+    if (!NAMES_STATE[0]) { /* the state names go into text columns */
+        PyErr_SetString(PyExc_RuntimeError, "set_names() was not called");
+        return NULL;
+    }
     Tracker *t = &self->tracker;
     if (start < 0) start = 0;
     if ((size_t)start > t->n_conns) start = (Py_ssize_t)t->n_conns;
@@ -727,8 +731,9 @@ PyMODINIT_FUNC PyInit__engine(void) {
     PyModule_AddObject(m, "FormatError", FormatError);
     PyObject *specs = column_specs();
     if (!specs || PyModule_AddObject(m, "COLUMNS", specs) < 0) { Py_XDECREF(specs); return NULL; }
-    PyObject *strings = Py_BuildValue("(sssss)", STRINGS[0], STRINGS[1], STRINGS[2], STRINGS[3],
-                                      STRINGS[4]);
+    PyObject *strings = PyTuple_New(COLS_N_STRINGS);
+    for (int j = 0; strings && j < COLS_N_STRINGS; j++)
+        PyTuple_SET_ITEM(strings, j, PyUnicode_FromString(STRINGS[j]));
     if (!strings || PyModule_AddObject(m, "STRING_COLUMNS", strings) < 0) {
         Py_XDECREF(strings);
         return NULL;

@@ -48,7 +48,7 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
     memset(str, 0, sizeof str);
     if (p.id && p.tr.role && p.trans_off && p.history_off && cols_fill(t, start, &p, str) == 0) {
         char **data[COLS_N_STRINGS] = {&p.client, &p.server, &p.client_ip, &p.server_ip,
-                                       &p.history};
+                                       &p.history, &p.client_states, &p.server_states};
         for (int j = 0; j < COLS_N_STRINGS; j++) *data[j] = str[j].data ? str[j].data : "";
         for (int fmt = RENDER_JSONL; fmt <= RENDER_ZEEK; fmt++) {
             b->len = 0;

@@ -100,7 +100,6 @@ def test_feed_segment_extreme_times(san: Path) -> None:
         "        e.feed_segment(ts, a, b, 40000, 80, 0x02, seq=1)\n"
         "        e.feed_segment(ts, b, a, 80, 40000, 0x12, seq=5, ack=2)\n"
         "    e.finish()\n"
-        "    import analyzer.records\n"
         "    print(_engine.render(e.columns(0, e.conn_count()), 'jsonl').count(b'\\n'))\n")
     p = sanitized(san, "-c", code)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -93,9 +93,7 @@ def all_packets_by_conn(capture: Results) -> dict[int, Packets]:
     order = np.argsort(conn, kind="stable")  # capture order within each connection
     ids, starts = np.unique(conn[order], return_index=True)
     bounds = list(starts[1:]) + [len(order)]
-    from ..results import engine_batch
-
-    batch = engine_batch(capture.engine)  # every connection: indexed by id
+    batch = capture.every()  # every connection: indexed by id
     isns = [None if v < 0 else v for v in batch.values("client_isn")], \
         [None if v < 0 else v for v in batch.values("server_isn")]
     return {int(i): _to_packets({k: v[order[a:b]] for k, v in columns.items()},
