@@ -180,9 +180,6 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
         if merge and len(paths) > 1:
             if engine != "native":
                 raise UsageError("merging files needs the native engine")
-            if bpf is not None or count is not None:
-                raise UsageError("a BPF filter (-f) and -c work on one file at a time, not "
-                                 "on merged files")
             from .merge import read_merged
 
             cap = Capture.of(read_merged(paths, options, progress))

@@ -651,6 +651,7 @@ void tracker_frame(void *ctx, uint32_t linktype, int64_t ts_ns, const uint8_t *d
                    size_t caplen, uint32_t origlen) {
     Tracker *t = ctx;
     Segment s;
+    if (t->stop) return; /* read -c reached (merged files: the merger still feeds frames) */
     t->frames++; /* every frame keeps its number in the file, matching or not */
     if (t->has_bpf) {
         const BpfInsn *prog = NULL;

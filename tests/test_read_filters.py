@@ -217,3 +217,23 @@ def test_library_rejects_bad_filters_before_reading() -> None:
         analyzer.read("/nonexistent.pcap", bpf="port")
     with pytest.raises(UsageError, match="--state"):
         analyzer.read("/nonexistent.pcap", state="nope")
+
+
+@needs_tcpdump
+@pytest.mark.skipif(not shutil.which("mergecap"), reason="needs mergecap")
+@pytest.mark.parametrize("count", [None, 15])
+def test_filters_on_merged_files_as_tcpdump_then_mergecap(count: int | None,
+                                                          tmp_path: Path) -> None:
+    """--merge -f X -c N: each file filtered as tcpdump does, merged in time order as
+    mergecap does, then the first N packets."""
+    parts = []
+    for path in (ECHO, ANY):
+        part = tmp_path / f"{path.stem}.pcap"
+        subprocess.run(["tcpdump", "-r", str(path), "-w", str(part), "host ::1"], check=True,
+                       capture_output=True)
+        parts.append(str(part))
+    subprocess.run(["mergecap", "-w", str(tmp_path / "merged.pcapng"), *parts], check=True)
+    ours = analyzer.read([str(ECHO), str(ANY)], merge=True, bpf="host ::1", count=count)
+    theirs = analyzer.read(str(tmp_path / "merged.pcapng"), count=count)
+    assert ours.stats["tcp"] == theirs.stats["tcp"] == (count or 22)
+    assert without_numbers(ours.records()) == without_numbers(theirs.records())
