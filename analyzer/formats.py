@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from .fit import Column, Step, fit, render_lines
 from .records import CLOSE_KINDS, CONN_STATES, STATE_NAMES, WHO
 from .results import UNSET, ConnBatch, Results
+from .words import plural
 
 FORMATS = ("table", "jsonl", "json", "csv", "zeek")
 
@@ -317,15 +318,20 @@ def _footer(cap: Results, kinds: Counter[str]) -> str:
     s = cap.stats
     unmatched = s.get("filtered", 0) + s.get("filter_inapplicable", 0)  # read -f
     skipped = s["frames"] - s["tcp"] - unmatched
-    shown = f"{len(cap.ids())} of {len(cap)}" if cap.selected is not None else f"{len(cap)}"
-    text = (f"{shown} connections ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
-            f"{s['tcp']} TCP packets")
+
+    def count(n: int, word: str) -> str:  # plain numbers: scripts read this line
+        return plural(n, word, grouped=False)
+
+    conns = count(len(cap.ids()), "connection") if cap.selected is None else \
+        f"{len(cap.ids())} of {count(len(cap), 'connection')}"
+    text = (f"{conns} ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
+            f"{count(s['tcp'], 'TCP packet')}")
     if skipped:
-        text += f", {skipped} other packets skipped"
+        text += f", {count(skipped, 'other packet')} skipped"
     if unmatched:
         text += f", {unmatched} not matching the filter"
     if s["fragments"]:
-        text += f" ({s['fragments']} IP fragments)"
+        text += f" ({count(s['fragments'], 'IP fragment')})"
     return text
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from .words import plural
+
 REDRAW = 0.25  # seconds between redraws: fast enough to look alive, cheap to draw
 
 
@@ -68,7 +70,7 @@ class Bar:
         pct = 100 * done // self.total if self.total else 100
         what = f"{self.inputs} files" if self.inputs != 1 else "1 file"
         return (f"{what}  {_size(done)} / {_size(self.total)}  {pct:3d}%  "
-                f"{_count(packets / elapsed)} packets/s  {conns:,} connections")
+                f"{_count(packets / elapsed)} packets/s  {plural(conns, 'connection')}")
 
     def _draw(self, now: float) -> None:
         self.stream.write("\r" + self.line(now) + "\033[K")

@@ -164,7 +164,7 @@ def test_one_missing_file_among_several(good: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.pcap"
     res = handshake("read", good, missing)
     assert_error(res, missing, "no such file")
-    assert "1 connections (1 four_way)" in res.out  # good.pcap is still reported
+    assert "1 connection (1 four_way)" in res.out  # good.pcap is still reported
 
 
 # ---- unsupported link types ----------------------------------------------------------------

@@ -21,6 +21,7 @@ from ..fit import Column, Step, fit
 from ..formats import SHORT_STATE
 from ..fsm import TcpState
 from ..results import engine_batch
+from ..words import plural
 from .session import LiveSession
 
 SHORT = {s.name: s.name.replace("_", " ") for s in TcpState}
@@ -148,8 +149,9 @@ def render(model: LiveModel, session: LiveSession, height: int, width: int = 80)
 
     st = session.stats()
     drops = "?" if st["kernel_drops"] is None else st["kernel_drops"]
-    title = (f"{session.iface} [{session.bpf}] via {st['engine']}: {st['packets']} packets, "
-             f"{st['connections']} connections, kernel drops {drops}")
+    title = (f"{session.iface} [{session.bpf}] via {st['engine']}: "
+             f"{plural(st['packets'], 'packet')}, {plural(st['connections'], 'connection')}, "
+             f"kernel drops {drops}")
     log_rows = max(3, height // 4)
     room = max(3, height - log_rows - 6)
     shown = list(model.rows.items())[-room:]
@@ -230,8 +232,10 @@ def _run_rich(session: LiveSession, out: TextIO, linger: float) -> None:
 def print_summary(session: LiveSession, err: TextIO = sys.stderr) -> None:
     st = session.stats()
     drops = "unknown" if st["kernel_drops"] is None else st["kernel_drops"]
-    line = (f"handshake: {st['packets']} packets ({st['tcp']} TCP), {st['connections']} "
-            f"connections in {st['seconds']:.1f} s via {st['engine']}; kernel drops: {drops}")
+    line = (f"handshake: {plural(st['packets'], 'packet', grouped=False)} ({st['tcp']} TCP), "
+            f"{plural(st['connections'], 'connection', grouped=False)} in "
+            f"{st['seconds']:.1f} s via "
+            f"{st['engine']}; kernel drops: {drops}")
     if session.write:
         line += f"; saved {session.write} ({st['bytes_written']} bytes)"
     print(line, file=err)
