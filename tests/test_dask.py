@@ -230,3 +230,20 @@ def test_without_a_client_a_local_cluster_computes(files: list[str]) -> None:
     assert done.returncode == 0, done.stderr
     rows, kind = json.loads(done.stdout.strip().splitlines()[-1])
     assert kind == "LocalCluster" and rows == len(_serial(files[:2]))
+
+
+def test_fsspec_urls_are_expanded_and_copied_for_reading(files: list[str]) -> None:
+    """A URL (here fsspec's in-memory file system, in this process) is globbed by fsspec
+    and copied to a local file before reading; rows and ``file`` name the URL."""
+    fsspec = pytest.importorskip("fsspec")
+    import analyzer.dask
+
+    fs = fsspec.filesystem("memory")
+    for i, path in enumerate(files[:3]):
+        fs.pipe(f"/caps/part-{i}.pcap", Path(path).read_bytes())
+    urls = analyzer.dask.expand("memory://caps/part-*.pcap")
+    assert urls == [f"memory:///caps/part-{i}.pcap" for i in range(3)]
+    frame = analyzer.dask.connections(urls, {}, merge=True)
+    serial = _serial(files[:3], merge=True)
+    pd.testing.assert_frame_equal(frame.drop(columns="file"), serial.drop(columns="file"))
+    assert set(frame["file"]) <= set(urls) and frame["file"].nunique() == 3
