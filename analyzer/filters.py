@@ -31,6 +31,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .capture import Capture
+    from .results import Results
 
 Value = Any
 Fields = dict[str, Value]
@@ -223,19 +224,27 @@ class ConnFilter:
                    _names(close, tuple(CLOSE_KINDS), "close"),
                    Where(where) if where is not None else None)
 
-    def select(self, capture: Capture) -> list[int]:
+    def select(self, capture: Capture | Results) -> list[int]:
+        """The ids that pass, read a batch of connections at a time as columns (the
+        record of each is only built for a condition)."""
         from .records import CLOSE_KINDS, CONN_STATES
+        from .results import engine_batch
 
-        keep = []
-        for i in range(len(capture)):
-            raw = capture.raw(i)
-            if self.states is not None and CONN_STATES[raw.conn_state] not in self.states:
-                continue
-            if self.closes is not None and CLOSE_KINDS[raw.close_kind] not in self.closes:
-                continue
-            if self.where is not None and not self.where(record_fields(capture.record(i))):
-                continue
-            keep.append(i)
+        states = None if self.states is None else \
+            {CONN_STATES.index(s) for s in self.states}
+        closes = None if self.closes is None else \
+            {CLOSE_KINDS.index(c) for c in self.closes}
+        keep: list[int] = []
+        for start in range(0, len(capture), 4096):
+            batch = engine_batch(capture.engine, start, min(4096, len(capture) - start))
+            ok = [True] * len(batch)
+            for name, wanted in (("conn_state", states), ("close_kind", closes)):
+                if wanted is not None:
+                    ok = [k and v in wanted for k, v in zip(ok, batch.values(name))]
+            if self.where is not None:
+                ok = [k and self.where(record_fields(rec))
+                      for k, rec in zip(ok, batch.records())]
+            keep.extend(i for i, k in zip(batch.values("id"), ok) if k)
         return keep
 
     def describe(self) -> str:
