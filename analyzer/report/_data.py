@@ -117,14 +117,21 @@ def connection_arrays(capture: Results) -> dict[str, NDArray[Any]]:
 
     from ..results import UNSET
 
-    batch = capture.batch()
-    out = {f: batch.numpy(_COLUMN.get(f, f)).astype("int64") for f in CONN_FIELDS}
-    for f in CONN_OPTIONAL:
-        values = batch.numpy(f).astype("int64")
-        out[f] = np.where(values == UNSET, -1, values)
-    irtt = batch.numpy("irtt_ns")  # the one definition of the handshake RTT (columns.c)
-    out["irtt"] = np.where(irtt == UNSET, np.nan, irtt / 1e9)
-    return out
+    parts: dict[str, list[NDArray[Any]]] = {f: [] for f in (*CONN_FIELDS, *CONN_OPTIONAL,
+                                                            "irtt")}
+    # Batch by batch, keeping only these columns: the whole-capture batch of 500 k
+    # connections (every column, strings and transitions) would take 400 MB more.
+    for batch in capture.batches():
+        for f in CONN_FIELDS:
+            parts[f].append(batch.numpy(_COLUMN.get(f, f)).astype("int64"))
+        for f in CONN_OPTIONAL:
+            values = batch.numpy(f).astype("int64")
+            parts[f].append(np.where(values == UNSET, -1, values))
+        irtt = batch.numpy("irtt_ns")  # the one definition of the handshake RTT (columns.c)
+        parts["irtt"].append(np.where(irtt == UNSET, np.nan, irtt / 1e9))
+    return {f: np.concatenate(p) if p else np.zeros(0, dtype="float64" if f == "irtt"
+                                                    else "int64")
+            for f, p in parts.items()}
 
 
 def unwrap(values: NDArray[np.int64], base: int) -> NDArray[np.int64]:
