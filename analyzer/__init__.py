@@ -17,11 +17,10 @@ __all__ = ["Capture", "CaptureError", "Connection", "HandshakeError", "TcpState"
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .capture import Capture, read
+    from .capture import Capture, read, sniff
     from .connection import Connection
     from .errors import CaptureError, HandshakeError
     from .fsm import TcpState
-    from .notebook import sniff
 
 
 def __getattr__(name: str) -> Any:
@@ -38,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
         return Connection
     if name == "sniff":  # live capture from a notebook (analyzer.notebook)
-        from .notebook import sniff
+        from .capture import sniff
 
         return sniff
     if name == "TcpState":

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .options import ReadOptions
-from .results import ProgressFn, Results, read_file
+from .options import ProgressFn, ReadOptions
+from .results import Results, read_file, read_merged
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,8 +180,6 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
         if merge and len(paths) > 1:
             if engine != "native":
                 raise UsageError("merging files needs the native engine")
-            from .merge import read_merged
-
             cap = Capture.of(read_merged(paths, options, progress))
         elif len(paths) != 1:
             raise UsageError(f"{len(paths)} files: read(paths, merge=True) reads them as one "
@@ -192,6 +190,69 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
         cap = Capture.of(read_file(path, options, progress))
     if conn_filter is not None:
         cap.selected = conn_filter.select(cap)
+    return cap
+
+
+def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = None,
+          count: int | None = None, *, bpf: str | None = None, write: str | None = None,
+          refresh: float = 0.5, display: bool = True,
+          on_start: Callable[[], object] | None = None, background: bool = False) -> Capture:
+    """Capture live TCP traffic from a notebook cell; returns the Capture.
+
+    Runs until ``duration`` seconds pass or ``count`` packets are seen, or until the cell
+    is stopped (Jupyter's interrupt, Ctrl-C): the capture is then stopped cleanly and
+    what was seen so far is returned. Meanwhile a display handle shows the counts every
+    ``refresh`` seconds. The packets are saved to ``write`` (a temporary pcap file when
+    not given), which the packet table and the plots read. Needs the rights to capture
+    (root, or tcpdump with CAP_NET_RAW and CAP_NET_ADMIN, see the README).
+    ``on_start`` is called once the capture is running (e.g. to start a client thread).
+
+    With ``background=True`` the call returns at once: the Capture fills as packets
+    arrive (its tables and ``len()`` grow; ``capture.running`` says whether it still
+    does), the display keeps refreshing from a thread, and ``capture.stop()`` ends it.
+    """
+    import atexit
+    import shutil
+    import tempfile
+    import threading
+
+    from .live import LiveSession
+    from .notebook import _in_ipython, _LiveView, _refresh_until_done
+
+    if write is None:  # kept while the kernel runs: the packet table and plots read it
+        scratch = tempfile.mkdtemp(prefix="handshake-sniff-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        write = os.path.join(scratch, "sniff.pcap")
+    session = LiveSession(iface, port=port, bpf=bpf, write=write, count=count,
+                          duration=duration, results=Capture)
+    title = f"live capture on {iface}" + (f", port {port}" if port is not None else "")
+    view = _LiveView(session, title) if display and _in_ipython() else None
+    session.start()  # returns once the capture tool is listening
+    cap = session.capture
+    assert isinstance(cap, Capture)
+    cap.live = session
+    if background:
+        if on_start is not None:
+            on_start()
+        if view:
+            threading.Thread(target=_refresh_until_done, args=(session, view, refresh),
+                             daemon=True).start()
+        return cap
+    status = "finished"
+    try:
+        if on_start is not None:
+            on_start()
+        while session.running:
+            time.sleep(refresh)
+            if view:
+                view.update("capturing")
+    except KeyboardInterrupt:  # the cell was stopped: stop capturing, keep the results
+        status = "stopped"
+    finally:
+        session.stop()
+        session.wait()
+    if view:
+        view.update(status)
     return cap
 
 

@@ -60,10 +60,33 @@ def _split(endpoint: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def flat(rec: dict[str, Any]) -> dict[str, Any]:
+    """One record as the flat ``--format csv`` columns (``--where`` conditions)."""
+    hs, cl = rec["handshake"], rec["close"]
+    row = {k: rec[k] for k in ("id", "client", "server", "first_packet", "last_packet",
+                               "start", "end", "duration", "conn_state", "history",
+                               "roles_guessed")}
+    for side in ("client", "server"):
+        row[f"packets_{side}"] = rec["packets"][side]
+        row[f"payload_bytes_{side}"] = rec["payload_bytes"][side]
+        opts = hs[f"{side}_options"] or {}
+        for key in ("mss", "wscale", "sack_permitted", "timestamps"):
+            row[f"{side}_{key}"] = opts.get(key)
+        row[f"{side}_states"] = " ".join(name for _, name in rec["states"][side])
+    row["handshake_complete"] = hs["complete"]
+    for key in ("simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits",
+                "client_isn", "server_isn", "irtt", "client_rtt", "server_rtt"):
+        row[key] = hs[key]
+    row["close_kind"] = cl["kind"]
+    for key in ("initiator", "reset_by", "half_close", "time_wait"):
+        row[f"close_{key}"] = cl[key]
+    row["unexpected"] = len(rec["unexpected"])
+    row["anomalies"] = " ".join(f"{name}={n}" for name, n in rec["anomalies"].items())
+    return row
+
+
 def record_fields(rec: dict[str, Any]) -> Fields:
     """A record's fields as a condition sees them (flat, as ``--format csv``)."""
-    from .formats import flat
-
     row = flat(rec)
     row["client_addr"], row["client_port"] = _split(rec["client"])
     row["server_addr"], row["server_port"] = _split(rec["server"])

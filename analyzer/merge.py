@@ -18,14 +18,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from .errors import CaptureError
 
 if TYPE_CHECKING:
-    from .options import ReadOptions
-    from .results import ProgressFn, Results
+    from .options import ProgressFn, ReadOptions
 
 # Per-file read size when many files are open at once: all of them are read ahead by one
 # chunk, so the chunk shrinks as the number of files grows (about 256 MiB in all).
@@ -62,15 +61,15 @@ class MergedFiles:
                 "last_file": last_file, "last_file_packet": last_number}
 
 
-def read_merged(paths: Sequence[str], options: ReadOptions,
-                progress: ProgressFn | None = None) -> Results:
+def track(paths: Sequence[str], options: ReadOptions, progress: ProgressFn | None = None
+          ) -> tuple[Any, dict[str, int], list[str], CaptureError | None, MergedFiles]:
     """``analyzer.read(paths, merge=True)``: see there and the module's doc.
 
     A corrupt record ends its file there (the error names the file, byte offset and
     packet number); the other files are still merged, and everything before the
     problem is kept. ``Capture.error`` is the first such error, ``merged.errors`` all.
     """
-    from .results import Results, time_warnings
+    from .options import time_warnings
     from .source import CHUNK, open_source
 
     files = tuple(paths)
@@ -126,5 +125,5 @@ def read_merged(paths: Sequence[str], options: ReadOptions,
     stats["format"] = formats.pop() if len(formats) == 1 else 0  # 0: mixed
     path = "+".join(files)
     warnings += time_warnings(path, stats)
-    return Results(path, tracker, stats, warnings, errors[0] if errors else None, options,
-                   merged=MergedFiles(files, tuple(merger.origins()), tuple(errors)))
+    return (tracker, stats, warnings, errors[0] if errors else None,
+            MergedFiles(files, tuple(merger.origins()), tuple(errors)))

@@ -9,15 +9,10 @@ loop is never touched; the cell only sleeps and redraws a display handle.
 
 from __future__ import annotations
 
-import atexit
 import html
 import io
 import os
-import shutil
-import tempfile
-import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .words import plural
@@ -174,61 +169,6 @@ class _LiveView:
 
     def update(self, status: str) -> None:
         self.handle.update(self._html(self._render(status)))
-
-
-def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = None,
-          count: int | None = None, *, bpf: str | None = None, write: str | None = None,
-          refresh: float = 0.5, display: bool = True,
-          on_start: Callable[[], object] | None = None, background: bool = False) -> Capture:
-    """Capture live TCP traffic from a notebook cell; returns the Capture.
-
-    Runs until ``duration`` seconds pass or ``count`` packets are seen, or until the cell
-    is stopped (Jupyter's interrupt, Ctrl-C): the capture is then stopped cleanly and
-    what was seen so far is returned. Meanwhile a display handle shows the counts every
-    ``refresh`` seconds. The packets are saved to ``write`` (a temporary pcap file when
-    not given), which the packet table and the plots read. Needs the rights to capture
-    (root, or tcpdump with CAP_NET_RAW and CAP_NET_ADMIN, see the README).
-    ``on_start`` is called once the capture is running (e.g. to start a client thread).
-
-    With ``background=True`` the call returns at once: the Capture fills as packets
-    arrive (its tables and ``len()`` grow; ``capture.running`` says whether it still
-    does), the display keeps refreshing from a thread, and ``capture.stop()`` ends it.
-    """
-    from .live import LiveSession
-
-    if write is None:  # kept while the kernel runs: the packet table and plots read it
-        scratch = tempfile.mkdtemp(prefix="handshake-sniff-")
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-        write = os.path.join(scratch, "sniff.pcap")
-    session = LiveSession(iface, port=port, bpf=bpf, write=write, count=count,
-                          duration=duration)
-    title = f"live capture on {iface}" + (f", port {port}" if port is not None else "")
-    view = _LiveView(session, title) if display and _in_ipython() else None
-    session.start()  # returns once the capture tool is listening
-    session.capture.live = session
-    if background:
-        if on_start is not None:
-            on_start()
-        if view:
-            threading.Thread(target=_refresh_until_done, args=(session, view, refresh),
-                             daemon=True).start()
-        return session.capture
-    status = "finished"
-    try:
-        if on_start is not None:
-            on_start()
-        while session.running:
-            time.sleep(refresh)
-            if view:
-                view.update("capturing")
-    except KeyboardInterrupt:  # the cell was stopped: stop capturing, keep the results
-        status = "stopped"
-    finally:
-        session.stop()
-        session.wait()
-    if view:
-        view.update(status)
-    return session.capture
 
 
 def _refresh_until_done(session: Any, view: _LiveView, refresh: float) -> None:

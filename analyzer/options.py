@@ -7,7 +7,7 @@ exactly as it was (analyzer.results.Results.reread).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from . import _engine
@@ -15,6 +15,9 @@ from .errors import UsageError
 from .fsm import table_bytes
 
 ENGINES = ("native", "pyshark")
+
+#: progress(bytes done, bytes in all, packets so far, connections so far)
+ProgressFn = Callable[[int, int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,15 @@ class ReadOptions:
                               likely_server_ports=None if self.likely_server_ports is None
                               else list(self.likely_server_ports), bpf=programs,
                               count=self.count or 0)
+
+
+def time_warnings(path: str, stats: dict[str, int]) -> list[str]:
+    """The warning for packet times outside the engine's range (0 .. 2^62 ns after the
+    epoch), which it clamps to the nearer end, as both engines do (engine.h, ts_clamp)."""
+    n = stats.get("ts_clamped", 0)
+    if not n:
+        return []
+    plural = "s" if n > 1 else ""
+    message = (f"{path}: {n} packet time{plural} outside 1970-01-01..2116-02-20 (first: "
+               f"packet {stats['ts_clamped_first']}), clamped to that range")
+    return [message]

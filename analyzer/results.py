@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _engine
 from .anomalies import NAMES as ANOMALY_NAMES
 from .errors import CaptureError, UsageError
-from .options import ReadOptions
+from .options import ProgressFn, ReadOptions, time_warnings
 from .records import CLOSE_KINDS, CONN_STATES, INPUT_NAMES, STATE_NAMES, WHO, secs
 from .source import open_source
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
     from .merge import MergedFiles
 
-#: progress(bytes done, bytes in all, packets so far, connections so far)
-ProgressFn = Callable[[int, int, int, int], None]
 
 #: Fixed-width columns: name -> (struct code, values per row), csrc/columns.h order.
 COLUMN_TYPES: Final = {name: (code, per) for name, code, per in _engine.COLUMNS}
@@ -295,9 +293,7 @@ class Results:
             for start in range(0, len(self), size):
                 yield engine_batch(self.engine, start, size)
             return
-        from .filters import runs
-
-        for first, n in runs(self.selected):
+        for first, n in _runs(self.selected):
             for start in range(first, first + n, size):
                 yield engine_batch(self.engine, start, min(size, first + n - start))
 
@@ -337,8 +333,6 @@ class Results:
         connection ``record`` (every one with -2). Raises UsageError when the file is
         no longer the one read (other connections): the one "same file?" check."""
         if self.merged is not None:
-            from .merge import read_merged
-
             again = read_merged(self.merged.files, self.options.recording(record))
         else:
             again = read_file(self.spool.path if self.spool else self.path,
@@ -350,6 +344,17 @@ class Results:
         return again
 
 
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Consecutive ids as (first, count) runs: [0, 1, 2, 7] -> [(0, 3), (7, 1)]."""
+    out: list[tuple[int, int]] = []
+    for i in ids:
+        if out and out[-1][0] + out[-1][1] == i:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((i, 1))
+    return out
+
+
 def _fingerprint(res: Results) -> tuple[int, bytes, bytes, bytes]:
     """What identifies the connections of a read: their number, first and last packets
     and start times (cheap: three columns)."""
@@ -357,6 +362,16 @@ def _fingerprint(res: Results) -> tuple[int, bytes, bytes, bytes]:
         return (0, b"", b"", b"")
     cols = res.engine.columns(0, len(res))
     return (len(res), cols["first_packet"], cols["last_packet"], cols["start_ns"])
+
+
+def read_merged(paths: Sequence[str], options: ReadOptions,
+                progress: ProgressFn | None = None) -> Results:
+    """Several files read as one capture in time order (analyzer.merge)."""
+    from .merge import track
+
+    engine, stats, warnings, error, merged = track(paths, options, progress)
+    return Results("+".join(merged.files), engine, stats, warnings, error, options,
+                   merged=merged)
 
 
 def read_file(path: str, options: ReadOptions | None = None,
@@ -420,18 +435,6 @@ def read_file(path: str, options: ReadOptions | None = None,
     stats = tracker.stats()
     notes += time_warnings(path, stats)
     return Results(path, tracker, stats, notes, error_at, options, source.spool)
-
-
-def time_warnings(path: str, stats: dict[str, int]) -> list[str]:
-    """The warning for packet times outside the engine's range (0 .. 2^62 ns after the
-    epoch), which it clamps to the nearer end, as both engines do (engine.h, ts_clamp)."""
-    n = stats.get("ts_clamped", 0)
-    if not n:
-        return []
-    plural = "s" if n > 1 else ""
-    message = (f"{path}: {n} packet time{plural} outside 1970-01-01..2116-02-20 (first: "
-               f"packet {stats['ts_clamped_first']}), clamped to that range")
-    return [message]
 
 
 def _format_error(path: str, exc: Exception) -> CaptureError:

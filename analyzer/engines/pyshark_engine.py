@@ -20,8 +20,7 @@ import tempfile
 from typing import IO, Any, Final, NamedTuple
 
 from ..errors import CaptureError, UsageError
-from ..options import ReadOptions
-from ..results import ProgressFn, time_warnings
+from ..options import ProgressFn, ReadOptions, time_warnings
 
 INSTALL_PYSHARK: Final = "pip install 'handshake-analyzer[pyshark]'"
 INSTALL_TSHARK: Final = "apt-get install tshark"
@@ -278,7 +277,7 @@ INT64_MAX: Final = 2**63 - 1
 def epoch_ns(text: str) -> int:
     """tshark's ``frame.time_epoch`` (``1795316556.416492000``) as integer nanoseconds,
     without going through a float, saturated to an int64: the engine then clamps a time
-    out of its range and counts it, as for the native decoder (results.time_warnings)."""
+    out of its range and counts it, as for the native decoder (options.time_warnings)."""
     negative = text.startswith("-")
     whole, _, frac = text.lstrip("-").partition(".")
     ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])

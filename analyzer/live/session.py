@@ -7,12 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import IO, Any
 
 from .. import _engine
-from ..capture import Capture
 from ..errors import UsageError
 from ..options import ReadOptions
+from ..results import Results
 from .events import EventDeriver, final_events
 from .sources import ReplaySource, Source, make_source
 
@@ -47,7 +48,8 @@ class LiveSession:
                  write: str | None = None, count: int | None = None,
                  duration: float | None = None, engine: str = "default",
                  replay: str | None = None, replay_speed: float = 1.0,
-                 keep_events: int = 100_000) -> None:
+                 keep_events: int = 100_000,
+                 results: Callable[..., Results] = Results) -> None:
         if port is not None and bpf is not None:
             raise UsageError("give a port or a capture filter, not both")
         self.iface = iface
@@ -59,7 +61,9 @@ class LiveSession:
         self.replay = replay
         self.replay_speed = replay_speed
         self.lock = threading.Lock()
-        self.capture = Capture(path=write or replay or f"live:{iface}",
+        # What fills as packets arrive: Results, or the notebook's Capture (``results``
+        # makes it; this layer does not import the one above it).
+        self.capture = results(path=write or replay or f"live:{iface}",
                                engine=ReadOptions().new_engine(), stats={}, warnings=[])
         self.error: str | None = None  # why the capture ended early, if it did
         self.started_at: float | None = None
