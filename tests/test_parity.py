@@ -148,7 +148,8 @@ def check_table(res: Results, recs: list[dict[str, Any]]) -> None:
         assert duration == ms(rec["duration"])
         assert sizes == f"{rec['payload_bytes']['client']}/{rec['payload_bytes']['server']}"
         assert history == (rec["history"] or "-")
-    assert " ".join(lines[1 + len(recs):]).startswith(f"{len(recs)} connections")
+    footer = " ".join(lines[1 + len(recs):])
+    assert footer.startswith(f"{len(recs)} connection{'' if len(recs) == 1 else 's'}")
 
 
 def secs(value: Any) -> float | None:
