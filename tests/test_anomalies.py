@@ -135,6 +135,9 @@ def test_retransmission_and_spurious() -> None:
     assert flags[6] == Anomaly.SPURIOUS_RETRANSMISSION | Anomaly.RETRANSMISSION
     assert tags(*got[6]) == ["[TCP Spurious Retransmission]"]
     assert w.record()["anomalies"] == {"retransmission": 2, "spurious_retransmission": 1}
+    # the report counts each retransmitted segment once, spurious or not
+    from analyzer.report.html import _why
+    assert "2 retransmissions" in _why(w.record())
 
 
 def test_lost_segment_dup_acks_and_fast_retransmission() -> None:

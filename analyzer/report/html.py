@@ -44,8 +44,8 @@ section.conn{margin-top:1.5em;border-top:1px solid #ddd}
 DPI = 90
 DEFAULT_LIMIT = 20
 PALETTE = 64  # colours of the PNGs: line art and text on white need few
-RETRANSMISSIONS = ("retransmission", "fast_retransmission", "spurious_retransmission",
-                   "lost_segment")
+# "retransmission" counts the fast and spurious ones too (tshark's field, anomalies.py)
+TROUBLE = ("retransmission", "lost_segment")
 
 
 def figure_png(fig: Figure) -> str:
@@ -109,7 +109,7 @@ def pick_diagrams(recs: list[dict[str, Any]], limit: int | None) -> dict[int, st
         return {r["id"]: _why(r) for r in recs}
 
     def retransmitted(r: dict[str, Any]) -> int:
-        return int(sum(r["anomalies"].get(k, 0) for k in RETRANSMISSIONS)) + _syn_again(r)
+        return int(sum(r["anomalies"].get(k, 0) for k in TROUBLE)) + _syn_again(r)
 
     from collections import deque
 
@@ -139,7 +139,7 @@ def _syn_again(rec: dict[str, Any]) -> int:
     retransmissions too, so they are only added where it did not."""
     hs = rec["handshake"]
     syn = int(hs["syn_retransmits"] + hs["synack_retransmits"])
-    return max(0, syn - int(sum(rec["anomalies"].get(k, 0) for k in RETRANSMISSIONS[:3])))
+    return max(0, syn - int(rec["anomalies"].get("retransmission", 0)))
 
 
 def _why(rec: dict[str, Any]) -> str:
@@ -147,7 +147,7 @@ def _why(rec: dict[str, Any]) -> str:
     from .ladder import close_text
 
     hs, reasons = rec["handshake"], [close_text(rec["close"])]
-    again = sum(rec["anomalies"].get(k, 0) for k in RETRANSMISSIONS[:3]) + _syn_again(rec)
+    again = rec["anomalies"].get("retransmission", 0) + _syn_again(rec)
     syn = hs["syn_retransmits"] + hs["synack_retransmits"]
     if again:
         reasons.append(plural(again, "retransmission")
