@@ -236,32 +236,31 @@ def table_width() -> int:
 def table_lines(cap: Results, width: int) -> tuple[list[str], Counter[str]]:
     """The table's header and rows at ``width`` columns, and the close kinds counted
     (read from the results' columns, analyzer.results)."""
-    kinds: Counter[str] = Counter()
+    codes: Counter[int] = Counter()
     cells: dict[str, list[str]] = {k: [] for k in ("id", "client", "server", "states", "close",
                                                    "irtt", "pkts", "zeek", "duration",
                                                    "bytes", "history")}
-    for batch in cap.batches():
+    short = ["--", *(SHORT_STATE[name] for name in STATE_NAMES)]  # indexed by code + 1
+    close_text = [_close_text(kind, who) for kind in range(len(CLOSE_KINDS))
+                  for who in range(len(WHO))]  # indexed by kind * 4 + initiator
+    for batch in cap.batches():  # column by column: no Python object per row but text
         v = batch.values
-        for cid, client, server, cs, ss, kind_code, who_code, irtt_ns, pc, ps, zs, dur, bc, \
-                bs, hist in zip(v("id"), v("client"), v("server"), v("client_state"),
-                                v("server_state"), v("close_kind"), v("close_initiator"),
-                                v("irtt_ns"), v("packets_client"), v("packets_server"),
-                                v("conn_state"), v("duration_ns"), v("payload_bytes_client"),
-                                v("payload_bytes_server"), v("history")):
-            kind = CLOSE_KINDS[kind_code]
-            kinds[kind] += 1
-            who = WHO[who_code]
-            # refused is always the server, simultaneous always both: no initiator letter
-            close = f"{kind}:{who[0]}" if who and kind not in ("refused", "simultaneous") \
-                else kind
-            row = {"id": str(cid), "client": client, "server": server,
-                   "states": "/".join(SHORT_STATE[STATE_NAMES[s]] if s >= 0 else "--"
-                                      for s in (cs, ss)),
-                   "close": close, "irtt": _ms(None if irtt_ns == UNSET else irtt_ns / 1e9),
-                   "pkts": str(pc + ps), "zeek": CONN_STATES[zs], "duration": _ms(dur / 1e9),
-                   "bytes": f"{bc}/{bs}", "history": hist or "-"}
-            for key, text in row.items():
-                cells[key].append(text)
+        codes.update(v("close_kind"))
+        cells["id"] += map(str, v("id"))
+        cells["client"] += v("client")
+        cells["server"] += v("server")
+        cells["states"] += [f"{short[c + 1]}/{short[s + 1]}"
+                            for c, s in zip(v("client_state"), v("server_state"))]
+        cells["close"] += [close_text[k * 4 + w]
+                           for k, w in zip(v("close_kind"), v("close_initiator"))]
+        cells["irtt"] += ["-" if x == UNSET else _ms(x / 1e9) for x in v("irtt_ns")]
+        cells["pkts"] += [str(a + b) for a, b in zip(v("packets_client"), v("packets_server"))]
+        cells["zeek"] += [CONN_STATES[z] for z in v("conn_state")]
+        cells["duration"] += [_ms(d / 1e9) for d in v("duration_ns")]
+        cells["bytes"] += [f"{a}/{b}" for a, b in zip(v("payload_bytes_client"),
+                                                      v("payload_bytes_server"))]
+        cells["history"] += [h or "-" for h in v("history")]
+    kinds = Counter({CLOSE_KINDS[k]: n for k, n in codes.items()})
     columns = [
         Column("id", "id", cells["id"], right=True),
         Column("client", "client", cells["client"], endpoint=True, min_width=21),
@@ -276,6 +275,13 @@ def table_lines(cap: Results, width: int) -> tuple[list[str], Counter[str]]:
         Column("history", "history", cells["history"]),
     ]
     return render_lines(fit(columns, TABLE_STEPS, width)), kinds
+
+
+def _close_text(kind: int, who: int) -> str:
+    """``four_way:c``: the close kind and who started it; refused is always the server,
+    simultaneous always both: no initiator letter."""
+    name, by = CLOSE_KINDS[kind], WHO[who]
+    return f"{name}:{by[0]}" if by and name not in ("refused", "simultaneous") else name
 
 
 def _table_part(cap: Results, many: bool, out: TextIO, width: int | None = None) -> None:
