@@ -21,6 +21,7 @@ import threading
 import time
 
 import analyzer
+import analyzer.records  # noqa: F401  (gives the engine the names render() writes)
 from analyzer import _engine
 from analyzer.options import ReadOptions
 
