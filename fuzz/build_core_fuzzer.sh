@@ -12,9 +12,8 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(mkdir -p "${1:-$ROOT/build/core}" && cd "${1:-$ROOT/build/core}" && pwd)
 PYTHON=${PYTHON:-python3}
-CORE="framing decode track zeek columns anomaly"
-SRC=""
-for f in $CORE; do SRC="$SRC $ROOT/csrc/$f.c"; done
+# Every C file of the core that does not use Python (the binding, module.c, and merge.c do).
+SRC=$(grep -L '#include <Python.h>' "$ROOT"/csrc/*.c | tr '\n' ' ')
 # The RFC 9293 table the engine is given by Python (analyzer.fsm), as a C array.
 (cd "$ROOT" && "$PYTHON" -c '
 from analyzer.fsm import table_bytes

@@ -138,3 +138,18 @@ def test_reader_hammering_a_live_capture(san: Path) -> None:
     reads, conns = (int(x) for x in p.stdout.split()[1::2])
     assert reads > 10 and conns > 100
 
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="the libFuzzer harness needs clang")
+def test_core_fuzzer_builds_and_replays_the_corpus(tmp_path: Path) -> None:
+    """fuzz/fuzz_core.c (the C harness of the long campaigns and CI) still builds over the
+    core's current files and runs the seeds and regressions without a finding."""
+    out = tmp_path / "core"
+    subprocess.run([str(ROOT / "fuzz" / "build_core_fuzzer.sh"), str(out)], check=True,
+                   capture_output=True, env={**os.environ, "PYTHON": sys.executable},
+                   timeout=600)
+    p = subprocess.run([str(out / "fuzz_core"), "-runs=0", str(ROOT / "fuzz" / "regressions"),
+                        str(ROOT / "fuzz" / "seeds")], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "INITED" in p.stderr or "DONE" in p.stderr
