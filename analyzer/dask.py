@@ -239,9 +239,14 @@ def run_on_cluster(address: str, files: Sequence[str], options: Options, fmt: st
                    ) -> list[Part]:
     """``handshake read --scheduler ADDRESS``: every file a task on the cluster; the
     output is written here, in the order of the files, exactly as without a cluster."""
+    from .errors import UsageError
     from .formats import head, tail
     from .parquet import write_partition
 
+    for path in files:  # workers open the files themselves: no pipe of this process
+        if not _is_url(path) and not os.path.isfile(path):
+            raise UsageError(f"{path}: --scheduler reads files the workers can open, not "
+                             "a pipe or standard input")
     remote = client(address)
     sizes = {i: _size(p) for i, p in enumerate(files)}
 

@@ -247,3 +247,12 @@ def test_fsspec_urls_are_expanded_and_copied_for_reading(files: list[str]) -> No
     serial = _serial(files[:3], merge=True)
     pd.testing.assert_frame_equal(frame.drop(columns="file"), serial.drop(columns="file"))
     assert set(frame["file"]) <= set(urls) and frame["file"].nunique() == 3
+
+
+def test_scheduler_refuses_standard_input(cluster: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "analyzer", "read", "--scheduler", cluster,
+                           "-"], input=(CAPTURES / "echo-lo.pcap").read_bytes(),
+                          capture_output=True, check=False, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr == (b"handshake: error: -: --scheduler reads files the workers can "
+                           b"open, not a pipe or standard input\n")
