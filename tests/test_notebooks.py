@@ -104,7 +104,7 @@ def test_interrupting_the_cell_stops_sniff_cleanly() -> None:
                 continue
             messages.append((msg["msg_type"], str(msg["content"])[-300:]))
             html = msg["content"].get("data", {}).get("text/html", "")
-            seen_capturing = "capturing" in html and "1 TCP connections" in html
+            seen_capturing = "capturing" in html and "1 TCP connection," in html
         assert seen_capturing, f"the live display never showed the connection: {messages}"
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=30)
