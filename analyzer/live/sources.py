@@ -114,7 +114,11 @@ class ChildSource:
             except subprocess.TimeoutExpired:
                 pass
         if ready and self.name == "dumpcap":
-            time.sleep(0.3)  # dumpcap says "Capturing on" before it drops privileges
+            # dumpcap says "Capturing on" before its filter is set and packets flow: a
+            # connection made at once is missed, every time (a fixed 0.3 s pause was not
+            # enough under load). It writes the file header to our pipe once it captures,
+            # so wait until the pipe has something to read, without taking it.
+            select.select([self._proc.stdout], [], [], STARTUP_TIMEOUT)
         if self._proc.poll() is not None or not ready:
             self._stderr_done.wait(2)
             if self._proc.poll() is None:
