@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, TypedDict
@@ -43,8 +44,24 @@ class _ExampleFormatter(argparse.HelpFormatter):
         return super()._format_text(text)
 
 
+def _sample() -> str:
+    """How an example names the sample capture so that it runs as written from the
+    current directory: as the README does in the source tree, else the installed package
+    data (the same bytes: captures/ is not installed)."""
+    from pathlib import Path
+
+    from .sample import IN_TREE, installed
+
+    return IN_TREE if Path(IN_TREE).is_file() else shlex.quote(str(installed()))
+
+
 def example(*lines: str) -> Example:
     """Parser keywords for a subcommand's help: its examples as an epilog."""
+    from .sample import IN_TREE
+
+    if any(IN_TREE in line for line in lines):
+        sample = _sample()
+        lines = tuple(line.replace(IN_TREE, sample) for line in lines)
     text = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
         f"  {line}" for line in lines)
     return Example(epilog=text, formatter_class=_ExampleFormatter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import venv
@@ -66,3 +67,25 @@ def test_demo_replay_after_pip_install_from_another_directory(installed: Path,
                             "import analyzer; print(analyzer.__file__)"], capture_output=True,
                            text=True, cwd=tmp_path, env=env, check=True).stdout
     assert where.startswith(str(installed.parent.parent)) and str(ROOT) not in where
+
+
+@pytest.mark.parametrize("command", ["read", "show"])
+def test_help_examples_run_after_pip_install_from_another_directory(installed: Path,
+                                                                    tmp_path: Path,
+                                                                    command: str) -> None:
+    # captures/ is not installed: the example must name the capture the install has.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    helped = subprocess.run([str(installed), command, "--help"], check=True,
+                            capture_output=True, text=True, cwd=tmp_path, env=env).stdout
+    line = helped.split("\nexample:\n", 1)[1].splitlines()[0]
+    argv = shlex.split(line)
+    assert argv[:2] == ["handshake", command]
+    res = subprocess.run([str(installed), *argv[1:]], check=False, capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=120)
+    assert res.returncode == 0 and res.stderr == "", (line, res.stderr)
+    assert str(ROOT) not in line  # the installed copy, not this source tree's
+    if command == "read":  # --port 9502 --format jsonl: the 9502 connections
+        assert [json.loads(r)["client"] for r in res.stdout.splitlines()] == [
+            r["client"] for r in analyzer.read(str(SOURCE_COPY), port=9502).records()]
+    else:
+        assert res.stdout.startswith("connection 0: client 127.0.0.1:34835")

@@ -19,6 +19,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from ..sample import NAME
+
 HOST, PORT = "127.0.0.1", 9502
 BURST = 6
 BURST_HOLD = 1.5  # seconds the server stops accepting: past the first SYN retransmit
@@ -26,7 +28,7 @@ TIMEOUT = 10.0
 
 # The capture the demo replays without capture privileges: package data, so it is there
 # after any install (captures/echo-lo.pcap in the source tree is a link to it).
-BUNDLED_NAME = "echo-lo.pcap"
+BUNDLED_NAME = NAME
 
 
 def bundled() -> Traversable:
