@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from . import _engine
+from . import records as _names  # noqa: F401  (hands the engine its name tables first)
 from .errors import UsageError
 from .fsm import table_bytes
 
