@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -280,13 +280,3 @@ class ConnFilter:
             parts.append(f"where {self.where.text}")
         return "; ".join(parts)
 
-
-def runs(ids: Iterable[int]) -> list[tuple[int, int]]:
-    """Consecutive ids as (first, count) runs: [0, 1, 2, 7] -> [(0, 3), (7, 1)]."""
-    out: list[tuple[int, int]] = []
-    for i in ids:
-        if out and out[-1][0] + out[-1][1] == i:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-        else:
-            out.append((i, 1))
-    return out

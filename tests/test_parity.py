@@ -22,6 +22,7 @@ import pytest
 import analyzer
 from analyzer import _engine, fsm
 from analyzer.formats import CSV_COLUMNS, SHORT_STATE, ZEEK_FIELDS, write, write_table
+from analyzer.filters import flat
 from analyzer.live.events import final_events
 from analyzer.results import Results
 
@@ -42,31 +43,6 @@ def render(res: Results, fmt: str) -> str:
 
 def jsonl(res: Results) -> list[dict[str, Any]]:
     return [json.loads(line) for line in render(res, "jsonl").splitlines()]
-
-
-def flat(rec: dict[str, Any]) -> dict[str, Any]:
-    """A jsonl object as the flat --format csv / DataFrame columns."""
-    hs, cl = rec["handshake"], rec["close"]
-    row = {k: rec[k] for k in ("id", "client", "server", "first_packet", "last_packet",
-                               "start", "end", "duration", "conn_state", "history",
-                               "roles_guessed")}
-    for side in ("client", "server"):
-        row[f"packets_{side}"] = rec["packets"][side]
-        row[f"payload_bytes_{side}"] = rec["payload_bytes"][side]
-        opts = hs[f"{side}_options"] or {}
-        for key in ("mss", "wscale", "sack_permitted", "timestamps"):
-            row[f"{side}_{key}"] = opts.get(key)
-        row[f"{side}_states"] = " ".join(name for _, name in rec["states"][side])
-    row["handshake_complete"] = hs["complete"]
-    for key in ("simultaneous_open", "fast_open", "syn_retransmits", "synack_retransmits",
-                "client_isn", "server_isn", "irtt", "client_rtt", "server_rtt"):
-        row[key] = hs[key]
-    row["close_kind"] = cl["kind"]
-    for key in ("initiator", "reset_by", "half_close", "time_wait"):
-        row[f"close_{key}"] = cl[key]
-    row["unexpected"] = len(rec["unexpected"])
-    row["anomalies"] = " ".join(f"{name}={n}" for name, n in rec["anomalies"].items())
-    return row
 
 
 def csv_value(text: str, like: Any) -> Any:
