@@ -38,3 +38,25 @@ def test_the_field_table_names_every_jsonl_key() -> None:
                         str(CAPTURES / "echo.pcapng"))
     assert several - one == {"file"}
     assert one | several | merged == documented_fields()
+
+
+def test_bad_input_in_the_library_is_as_the_readme_says(tmp_path: Path) -> None:
+    import pytest
+
+    import analyzer
+
+    with pytest.raises(analyzer.CaptureError):
+        analyzer.read(str(tmp_path / "missing.pcap"))
+    good = (CAPTURES / "echo-lo.pcap").read_bytes()
+    # packet 58's record header claims a 4 GiB capture length: a corrupt record
+    cut = analyzer.read(str(CAPTURES / "echo-lo.pcap"), count=57).stats["bytes_framed"]
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(good[:cut + 8] + b"\xff" * 4 + good[cut + 12:])
+    cap = analyzer.read(str(bad))
+    assert cap.error is not None and (cap.error.offset, cap.error.packet) == (cut, 57)
+    assert len(list(cap.records())) == 9 and cap.warnings == []
+    short = tmp_path / "short.pcap"
+    short.write_bytes(good[:cut + 20])  # mid-record: a capture being written
+    cap = analyzer.read(str(short))
+    assert cap.error is None and cap.warnings == [f"{short}: truncated at byte {cut} after "
+                                                  "packet 57"]
