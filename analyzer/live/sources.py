@@ -12,6 +12,7 @@ A source's ``read(timeout)`` returns new bytes (``b""`` when none came in time) 
 
 from __future__ import annotations
 
+import array
 import fcntl
 import logging
 import os
@@ -22,6 +23,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import termios
 import threading
 import time
 from pathlib import Path
@@ -118,7 +120,16 @@ class ChildSource:
             # connection made at once is missed, every time (a fixed 0.3 s pause was not
             # enough under load). It writes the file header to our pipe once it captures,
             # so wait until the pipe has something to read, without taking it.
+            # dumpcap also prints "Capturing on" before it finds the filter invalid and
+            # exits: readable with nothing to read is that end of file, so wait for the exit.
             select.select([self._proc.stdout], [], [], STARTUP_TIMEOUT)
+            pending = array.array("i", [0])
+            fcntl.ioctl(self._proc.stdout.fileno(), termios.FIONREAD, pending)
+            if pending[0] == 0:
+                try:
+                    self._proc.wait(STARTUP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    pass
         if self._proc.poll() is not None or not ready:
             self._stderr_done.wait(2)
             if self._proc.poll() is None:
