@@ -60,3 +60,17 @@ def test_bad_input_in_the_library_is_as_the_readme_says(tmp_path: Path) -> None:
     cap = analyzer.read(str(short))
     assert cap.error is None and cap.warnings == [f"{short}: truncated at byte {cut} after "
                                                   "packet 57"]
+
+
+def test_several_files_are_laid_out_as_the_readme_says() -> None:
+    files = [str(CAPTURES / "echo-lo.pcap"), str(CAPTURES / "echo.pcapng")]
+
+    def read(fmt: str) -> str:
+        return subprocess.run([sys.executable, "-m", "analyzer", "read", "--format", fmt,
+                               *files], capture_output=True, text=True, check=True).stdout
+
+    assert [line[3:] for line in read("table").splitlines() if line.startswith("== ")] == files
+    assert {json.loads(line)["file"] for line in read("jsonl").splitlines()} == set(files)
+    assert read("csv").startswith("file,id,")
+    assert [doc["file"] for doc in json.loads(read("json"))] == files
+    assert read("zeek").count("#fields") == 1
