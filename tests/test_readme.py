@@ -74,3 +74,17 @@ def test_several_files_are_laid_out_as_the_readme_says() -> None:
     assert read("csv").startswith("file,id,")
     assert [doc["file"] for doc in json.loads(read("json"))] == files
     assert read("zeek").count("#fields") == 1
+
+
+def test_row_codes_are_named_by_the_tables_the_readme_gives() -> None:
+    import analyzer
+    from analyzer.records import CLOSE_KINDS, CONN_STATES, STATE_NAMES
+
+    cap = analyzer.read(str(CAPTURES / "echo-lo.pcap"))
+    for i, rec in enumerate(cap.records()):
+        row = cap.row(i)
+        assert CLOSE_KINDS[row.close_kind] == rec["close"]["kind"]
+        assert CONN_STATES[row.conn_state] == rec["conn_state"]
+        client = [STATE_NAMES[t.state] for t in cap.state_changes(i) if t.role == 0]
+        assert client == [state for _, state in rec["states"]["client"]]
+    assert cap.row(0).close_kind == 1 and CLOSE_KINDS[1] == "four_way"
