@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         **example("handshake read captures/echo-lo.pcap --port 9502 "
                                   "--format jsonl"))
     rd.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP + "; several are "
-                    "read one after the other")
+                    "reported one after the other, each on its own (see -j and --merge)")
     rd.add_argument("--port", type=port, help="only segments to or from this TCP port")
     rd.add_argument("--format", default="table",
                     choices=("table", "jsonl", "json", "csv", "zeek", "parquet"),

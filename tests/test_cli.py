@@ -135,3 +135,10 @@ def test_help_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_read_help_says_how_several_files_are_read() -> None:
+    # They are read in parallel (-j defaults to the cores) and reported in order.
+    text = " ".join(handshake("read", "--help").stdout.split())
+    assert "several are reported one after the other, each on its own (see -j and --merge)" \
+        in text
