@@ -37,7 +37,7 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
     out.write(f"conn_state {rec['conn_state']}  history {rec['history']}  close "
               f"{rec['close']['kind']}\n\n")
     out.write(f"{'pkt':>6} {'time(s)':>10}  {'dir':<3} {'flags':<6} {'seq':>10} {'ack':>10} "
-              f"{'len':>5} {'win':>6}  {'client state':<13} {'server state':<13}\n")
+              f"{'len':>5} {'win':>6}  {'client state':<13} {'server state'}\n")
     start = rows[0][1]
     # one rule for relative numbers (analyzer.relative), the same as the plots and frames
     bases = seq_bases(hs["client_isn"], hs["server_isn"], (row[3:7] for row in rows))
@@ -54,9 +54,10 @@ def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
         prev = (cst, sst)
         marks = tags(anomalies, dup_ack_num) + (["unexpected"] if pkt in unexpected else [])
         note = "  " + " ".join(marks) if marks else ""
-        out.write(f"{pkt:>6} {(ts - start) / 1e9:>10.6f}  {arrow:<3} {flags_text(flags):<6} "
-                  f"{rseq:>10} {rack:>10} {length:>5} {win:>6}  "
-                  f"{c_txt:<13} {s_txt:<13}{note}\n")
+        line = (f"{pkt:>6} {(ts - start) / 1e9:>10.6f}  {arrow:<3} {flags_text(flags):<6} "
+                f"{rseq:>10} {rack:>10} {length:>5} {win:>6}  "
+                f"{c_txt:<13} {s_txt:<13}{note}")
+        out.write(line.rstrip() + "\n")  # no padding left at the end of a line
     out.write("\n-> client to server, <- server to client; * marks a state change;\n"
               "seq/ack relative to each side's ISN"
               + (" (no SYN seen: to its first number - 1, as Wireshark)"

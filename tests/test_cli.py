@@ -142,3 +142,16 @@ def test_read_help_says_how_several_files_are_read() -> None:
     text = " ".join(handshake("read", "--help").stdout.split())
     assert "several are reported one after the other, each on its own (see -j and --merge)" \
         in text
+
+
+def test_show_leaves_no_trailing_spaces() -> None:
+    # Copied into a ticket or diffed, padded lines are noise (the header and every row
+    # without a Wireshark tag used to end in spaces).
+    import io
+
+    from analyzer.show import show
+
+    for conn_id in range(len(analyzer.read(str(ECHO)))):
+        out = io.StringIO()
+        show(str(ECHO), conn_id, out)
+        assert [line for line in out.getvalue().splitlines() if line != line.rstrip()] == []
