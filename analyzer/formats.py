@@ -305,8 +305,9 @@ def _footer(cap: Results, kinds: Counter[str]) -> str:
 
     conns = count(len(cap.ids()), "connection") if cap.selected is None else \
         f"{len(cap.ids())} of {count(len(cap), 'connection')}"
-    text = (f"{conns} ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
-            f"{count(s['tcp'], 'TCP packet')}")
+    if kinds:  # none when a filter kept no connection: no empty "()"
+        conns += f" ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})"
+    text = f"{conns}; {count(s['tcp'], 'TCP packet')}"
     if skipped:
         text += f", {count(skipped, 'other packet')} skipped"
     if unmatched:

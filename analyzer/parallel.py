@@ -67,14 +67,13 @@ def render(path: str, options: Options, fmt: str, index: int, count: int,
     from .capture import read
 
     cap = read(path, progress=progress, **options)
-    with bar.hidden() if bar is not None and _is_tty(out) else nullcontext():
+    # The line comes off the terminal whatever stdout is: `read f | less` shows both.
+    with bar.hidden() if bar is not None else nullcontext():
         _write(cap, path, fmt, index, count, out, directory)
+        if out is not None:
+            out.flush()  # into the pipe before the line is drawn again
     return Part(index, path, list(cap.warnings), errors_of(cap),
                 packets=cap.stats["frames"], connections=len(cap))
-
-
-def _is_tty(out: TextIO | None) -> bool:
-    return bool(out is not None and getattr(out, "isatty", lambda: False)())
 
 
 def _write(cap: Capture, path: str, fmt: str, index: int, count: int, out: TextIO | None,
@@ -181,7 +180,6 @@ def _worker(path: str, options: Options, fmt: str, index: int, count: int,
 def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
                   out: TextIO | None, directory: str | None, bar: Bar) -> Iterator[Part]:
     import multiprocessing
-    from contextlib import nullcontext
 
     # forkserver: workers start from a clean process, not a copy of this one's threads.
     ctx = multiprocessing.get_context("forkserver")
@@ -225,8 +223,9 @@ def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
                 if part.text_file is not None:
                     if out is not None:
                         with open(part.text_file, encoding="utf-8", newline="") as text, \
-                                bar.hidden() if _is_tty(out) else nullcontext():
+                                bar.hidden():
                             shutil.copyfileobj(text, out, 1 << 20)
+                            out.flush()
                     os.unlink(part.text_file)
                 yield part
     finally:

@@ -428,7 +428,11 @@ def read_file(path: str, options: ReadOptions | None = None,
         error_at = CaptureError(path, f"{source.read_error} at byte {source.delivered} (after "
                                       f"packet {stats['packets_framed']})",
                                 offset=source.delivered, packet=stats["packets_framed"])
-    if error_at is None and (pending or source.truncated_stream):
+    if error_at is None and pending and stats["bytes_framed"] == 0:
+        # Not even the file header is whole: no capture to speak of (tcpdump: an error).
+        error_at = CaptureError(path, f"the file header is cut short: the input ends at "
+                                      f"byte {len(pending)}", offset=len(pending), packet=0)
+    elif error_at is None and (pending or source.truncated_stream):
         notes.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
                      f"{stats['packets_framed']}")
     tracker.finish()

@@ -353,8 +353,8 @@ def test_truncated_global_header(tmp_path: Path) -> None:
     path = tmp_path / "cut.pcap"
     path.write_bytes(good_pcap()[:10])
     res = handshake("read", path, "--format", "jsonl")
-    assert res.status == 0
-    assert res.err == f"handshake: warning: {path}: truncated at byte 0 after packet 0\n"
+    # No whole file header: no capture (tcpdump: "truncated dump file"), an error.
+    assert_error(res, path, "the file header is cut short: the input ends at byte 10")
     assert res.out == ""
 
 
@@ -527,3 +527,28 @@ def test_missing_optional_module_is_one_line_with_the_extra(module: str, argv: l
     assert res.returncode == 2
     assert res.stderr.strip() == (f"handshake: error: {argv[0]} needs {module}: "
                                   f"pip install 'handshake-analyzer[{extra}]'")
+
+
+@pytest.mark.parametrize("name, keep", [("echo-lo.pcap", 10), ("echo-lo.pcap", 23),
+                                        ("echo.pcapng", 20)])
+def test_a_file_cut_inside_its_file_header_is_an_error(tmp_path: Path, name: str,
+                                                        keep: int) -> None:
+    """A pcap shorter than its 24-byte header (a pcapng cut in its section header) is no
+    capture: an error naming the byte, as tcpdump's 'truncated dump file', not an empty
+    result with a 'truncated after packet 0' warning and status 0."""
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes((ROOT / "captures" / name).read_bytes()[:keep])
+    res = handshake("read", cut)
+    assert_error(res, cut, "file header is cut short", f"byte {keep}")
+    assert "truncated" not in res.err
+    whole_header = tmp_path / "header-only.pcap"
+    whole_header.write_bytes((ROOT / "captures" / "echo-lo.pcap").read_bytes()[:30])
+    res = handshake("read", whole_header)  # a whole header, then a cut record: a warning
+    assert res.status == 0 and "truncated at byte 24 after packet 0" in res.err
+
+
+def test_a_filter_that_keeps_nothing_says_so_without_empty_brackets() -> None:
+    res = handshake("read", ROOT / "captures" / "echo-lo.pcap", "--where", "irtt > 9")
+    assert res.status == 0, res.err
+    assert res.out.splitlines()[-1].startswith("0 of 13 connections; ")
+    assert "()" not in res.out
