@@ -72,10 +72,10 @@ static int strings_add(Buf *s, int32_t *off, size_t i, const char *txt, size_t n
     return 0;
 }
 
-size_t cols_trans_count(const Tracker *t, size_t start, size_t n) {
+size_t cols_trans_count(const Tracker *t, Conn *const *list, size_t n) {
     size_t total = 0;
-    for (size_t i = start; i < start + n; i++)
-        for (uint32_t k = t->conns[i].trans_head; k != NO_TRANS; k = t->trans[k].next)
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t k = list[i]->trans_head; k != NO_TRANS; k = t->trans[k].next)
             total += t->trans[k].how != HOW_RETRACTED;
     return total;
 }
@@ -208,13 +208,13 @@ static int fill_strings(const Tracker *t, const Conn *c, ConnCols *p, size_t i,
     return 0;
 }
 
-int cols_fill(Tracker *t, size_t start, ConnCols *p, Buf str[COLS_N_STRINGS]) {
+int cols_fill(Tracker *t, Conn *const *list, ConnCols *p, Buf str[COLS_N_STRINGS]) {
     size_t tr_at = 0;
     p->client_off[0] = p->server_off[0] = p->client_ip_off[0] = p->server_ip_off[0] =
         p->history_off[0] = p->client_states_off[0] = p->server_states_off[0] = 0;
     p->trans_off[0] = 0;
     for (size_t i = 0; i < p->n; i++) {
-        Conn *c = &t->conns[start + i];
+        Conn *c = list[i];
         if (!c->finished) conn_classify(c); /* a live capture: as of now */
         fill_row(t, c, p, i, &tr_at);
         if (fill_strings(t, c, p, i, str)) return -1;

@@ -114,12 +114,12 @@ enum { COLS_N_STRINGS = 7 };
 /* Names shared with Python (analyzer.records hands them over once: engine_set_names). */
 extern const char *NAMES_STATE[], *NAMES_INPUT[], *NAMES_CS[], *NAMES_CK[], *NAMES_ANOMALY[];
 
-/* Transitions of connections [start, start + n) that an output shows (not retracted). */
-size_t cols_trans_count(const Tracker *t, size_t start, size_t n);
-/* Fill the fixed and transition columns (already sized) and append the text columns to
+/* Transitions of the connections list[0 .. n) that an output shows (not retracted). */
+size_t cols_trans_count(const Tracker *t, Conn *const *list, size_t n);
+/* Fill the fixed and transition columns (already sized) of the connections list[0 .. p->n) and append the text columns to
  * str[] (offsets written to the *_off arrays). Unfinished connections are classified
  * as of now (a live capture). Returns -1 when out of memory. */
-int cols_fill(Tracker *t, size_t start, ConnCols *p, Buf str[COLS_N_STRINGS]);
+int cols_fill(Tracker *t, Conn *const *list, ConnCols *p, Buf str[COLS_N_STRINGS]);
 
 enum { RENDER_JSONL = 0, RENDER_CSV = 1, RENDER_ZEEK = 2 };
 /* Rows of a batch as text. tag: a "file" value added to each row (jsonl, csv), or NULL;

@@ -182,7 +182,18 @@ typedef struct {
     uint8_t z_partial, z_first_seen; /* TCPSessionAdapter::is_partial, first_packet_seen */
     int64_t an_syn_ts, an_first_rtt; /* Wireshark's last SYN time and iRTT (anomaly.c) */
     uint8_t an_syn_seen;
+    uint32_t live_prev, live_next; /* streaming: the entries in id order (track.c) */
 } Conn;
+
+/* Streaming: a connection seen in one bare SYN so far (a SYN flood is millions of them)
+ * is kept as that segment, 10x smaller than a Conn; its second packet, or its write-out,
+ * replays the SYN into a Conn first, so the results are those of the Conn. */
+typedef struct {
+    Segment seg;
+    uint32_t id;
+    uint32_t live_prev, live_next;
+    uint8_t over;                  /* written out: no longer in the flow table */
+} Pend;
 
 /* The history string: the array of connections moves, so no pointer into it is kept. */
 static inline char *conn_hist(Conn *c) { return c->hist_heap ? c->hist_heap : c->hist_inline; }

@@ -108,15 +108,27 @@ static int set_bpf(Tracker *t, PyObject *programs) {
 
 static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"fsm_table", "verify_checksums", "port", "record",
-                             "zeek_timers", "likely_server_ports", "bpf", "count", NULL};
+                             "zeek_timers", "likely_server_ports", "bpf", "count", "stream",
+                             "order_end", "idle_ns", NULL};
     Py_buffer table;
-    int verify = 0, port = -1, zeek_timers = 0;
-    long long record = -1;
+    int verify = 0, port = -1, zeek_timers = 0, stream = 0, order_end = 0;
+    long long record = -1, idle_ns = 0;
     unsigned long long count = 0;
     PyObject *likely = Py_None, *bpf = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpOOK", kwlist, &table, &verify, &port,
-                                     &record, &zeek_timers, &likely, &bpf, &count))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpOOKppL", kwlist, &table, &verify,
+                                     &port, &record, &zeek_timers, &likely, &bpf, &count,
+                                     &stream, &order_end, &idle_ns))
         return -1;
+    if (idle_ns < 0) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "idle_ns must be 0 (never) or positive");
+        return -1;
+    }
+    if (stream && record != -1) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "a streamed read keeps no packet rows");
+        return -1;
+    }
     uint8_t *likely_bits = NULL;
     if (likely != Py_None) { /* a collection of ports: Zeek's likely_server_ports */
         PyObject *seq = PySequence_Fast(likely, "likely_server_ports must be a collection");
@@ -164,6 +176,9 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     self->tracker.record_conn = record;
     self->tracker.zeek_timers = zeek_timers;
     self->tracker.max_packets = count;
+    self->tracker.stream = stream;
+    self->tracker.order_end = order_end;
+    self->tracker.idle_ns = idle_ns;
     self->framer.stop = &self->tracker.stop;
     self->ready = 1;
     int bad = bpf != Py_None && set_bpf(&self->tracker, bpf) < 0;
@@ -283,7 +298,7 @@ static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
 static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
     Tracker *t = &self->tracker;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsKsKsKsi}", "frames", (unsigned long long)t->frames,
+        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsKsKsKsisKsK}", "frames", (unsigned long long)t->frames,
         "tcp",
         (unsigned long long)t->decoded[DEC_TCP], "not_tcp",
         (unsigned long long)t->decoded[DEC_NOT_TCP], "not_ip",
@@ -293,17 +308,24 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
         (unsigned long long)t->decoded[DEC_BAD_TCP], "skipped_port",
         (unsigned long long)t->skipped_port, "bad_checksum",
         (unsigned long long)t->bad_checksum, "bytes_framed",
-        (unsigned long long)self->framer.offset, "connections", t->n_conns, "packets_framed",
+        (unsigned long long)self->framer.offset, "connections", t->n_ids, "packets_framed",
         (unsigned long long)self->framer.packets, "transitions",
         (unsigned long long)t->n_trans, "format", self->framer.format, "ts_clamped",
         (unsigned long long)self->framer.ts_clamped, "ts_clamped_first",
         (unsigned long long)self->framer.ts_clamped_first, "filtered",
         (unsigned long long)t->filtered, "filter_inapplicable",
-        (unsigned long long)t->filter_inapplicable, "count_reached", t->stop);
+        (unsigned long long)t->filter_inapplicable, "count_reached", t->stop, "open", (unsigned long long)t->n_live,
+        "written", (unsigned long long)t->written);
 }
 
 static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {
-    return PyLong_FromUnsignedLong(self->tracker.n_conns);
+    return PyLong_FromUnsignedLong(self->tracker.n_ids);
+}
+
+static int not_streamed(EngineObject *self) {
+    if (!self->tracker.stream) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "a streamed engine keeps no connection by id: take()");
+    return -1;
 }
 
 /* Column widths, from columns.h: one table for the allocation and the checks. */
@@ -362,21 +384,9 @@ static int put_new_column(PyObject *out, const char *name, size_t size, void **p
     return rc;
 }
 
-/* columns(start, count) -> {name: bytes}: connections [start, start + count) as the
- * typed columns of csrc/columns.h, plus "n" (the number of rows). */
-static PyObject *Engine_columns(EngineObject *self, PyObject *args) {
-    Py_ssize_t start, count;
-    if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
-    if (!NAMES_STATE[0]) { /* the state names go into text columns */
-        PyErr_SetString(PyExc_RuntimeError, "set_names() was not called");
-        return NULL;
-    }
-    Tracker *t = &self->tracker;
-    if (start < 0) start = 0;
-    if ((size_t)start > t->n_conns) start = (Py_ssize_t)t->n_conns;
-    size_t n = count < 0 ? 0 : (size_t)count;
-    if (n > t->n_conns - (size_t)start) n = t->n_conns - (size_t)start;
-    size_t n_tr = cols_trans_count(t, (size_t)start, n);
+/* The connections list[0 .. n) as the typed columns of csrc/columns.h, plus "n". */
+static PyObject *columns_of(Tracker *t, Conn *const *list, size_t n) {
+    size_t n_tr = cols_trans_count(t, list, n);
     ConnCols p;
     memset(&p, 0, sizeof p);
     p.n = n;
@@ -398,7 +408,7 @@ static PyObject *Engine_columns(EngineObject *self, PyObject *args) {
         if (put_new_column(out, offname, (n + 1) * 4, (void **)string_off_slot(&p, j)) < 0)
             goto fail;
     }
-    if (cols_fill(t, (size_t)start, &p, str) < 0) { PyErr_NoMemory(); goto fail; }
+    if (cols_fill(t, list, &p, str) < 0) { PyErr_NoMemory(); goto fail; }
     for (int j = 0; j < COLS_N_STRINGS; j++) {
         PyObject *col = PyBytes_FromStringAndSize(str[j].data ? str[j].data : "",
                                                   (Py_ssize_t)str[j].len);
@@ -415,6 +425,64 @@ fail:
     for (int j = 0; j < COLS_N_STRINGS; j++) free(str[j].data);
     Py_DECREF(out);
     return NULL;
+}
+
+static int names_set(void) {
+    if (NAMES_STATE[0]) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "set_names() was not called"); /* text columns */
+    return -1;
+}
+
+/* columns(start, count) -> {name: bytes}: connections [start, start + count) (by id) as
+ * the typed columns of csrc/columns.h, plus "n" (the number of rows). */
+static PyObject *Engine_columns(EngineObject *self, PyObject *args) {
+    Py_ssize_t start, count;
+    if (!PyArg_ParseTuple(args, "nn", &start, &count)) return NULL;
+    if (names_set() < 0 || not_streamed(self) < 0) return NULL;
+    Tracker *t = &self->tracker;
+    if (start < 0) start = 0;
+    if ((size_t)start > t->n_conns) start = (Py_ssize_t)t->n_conns;
+    size_t n = count < 0 ? 0 : (size_t)count;
+    if (n > t->n_conns - (size_t)start) n = t->n_conns - (size_t)start;
+    Conn **list = malloc((n ? n : 1) * sizeof *list);
+    if (!list) return PyErr_NoMemory();
+    for (size_t i = 0; i < n; i++) list[i] = &t->conns[(size_t)start + i];
+    PyObject *out = columns_of(t, list, n);
+    free(list);
+    return out;
+}
+
+/* take(limit, final=False) -> {name: bytes}: a streamed engine's connections written out
+ * since (at most limit), as columns() gives them, their memory then reused. With final
+ * (after finish()) every connection left. Output order: by id, or as they ended
+ * (order_end), ids being given by first packet. */
+static PyObject *Engine_take(EngineObject *self, PyObject *args) {
+    Py_ssize_t limit;
+    int final = 0;
+    if (!PyArg_ParseTuple(args, "n|p", &limit, &final)) return NULL;
+    if (names_set() < 0) return NULL;
+    Tracker *t = &self->tracker;
+    if (!t->stream) {
+        PyErr_SetString(PyExc_RuntimeError, "take() needs an engine made with stream=True");
+        return NULL;
+    }
+    if (limit < 1) limit = 1;
+    if (limit > 1 << 20) limit = 1 << 20;
+    uint32_t *slots = malloc((size_t)limit * sizeof *slots);
+    Conn **list = malloc((size_t)limit * sizeof *list);
+    if (!slots || !list) { free(slots); free(list); return PyErr_NoMemory(); }
+    long n = stream_take(t, slots, (uint32_t)limit, final);
+    PyObject *out = NULL;
+    if (n < 0) {
+        PyErr_NoMemory();
+    } else {
+        for (long i = 0; i < n; i++) list[i] = &t->conns[slots[i]];
+        out = columns_of(t, list, (size_t)n);
+        stream_release(t, slots, (uint32_t)n); /* written out either way */
+    }
+    free(slots);
+    free(list);
+    return out;
 }
 
 /* Bind a ConnCols to the buffers of a columns() dict, checking every size and every
@@ -537,6 +605,7 @@ static PyObject *column_specs(void) {
 /* Transitions not handed out before, in the order they happened:
  * [(conn_id, role, state, ts_ns, pkt_no, how, input)]. For live views. */
 static PyObject *Engine_drain_transitions(EngineObject *self, PyObject *unused) {
+    if (not_streamed(self) < 0) return NULL;
     Tracker *t = &self->tracker;
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
@@ -562,6 +631,7 @@ static PyObject *Engine_drain_transitions(EngineObject *self, PyObject *unused) 
 /* Recorded packet rows: [(pkt_no, ts_ns, conn, from_client, flags, seq, ack, len, win,
  * client_state, server_state, unexpected, anomalies, dup_ack_num)]. */
 static PyObject *Engine_rows(EngineObject *self, PyObject *unused) {
+    if (not_streamed(self) < 0) return NULL;
     Tracker *t = &self->tracker;
     PyObject *out = PyList_New((Py_ssize_t)t->n_rows);
     if (!out) return NULL;
@@ -638,6 +708,7 @@ LOCKED_1(Engine_finish)
 LOCKED_1(Engine_stats)
 LOCKED_1(Engine_conn_count)
 LOCKED_1(Engine_columns)
+LOCKED_1(Engine_take)
 LOCKED_1(Engine_rows)
 LOCKED_1(Engine_row_columns)
 LOCKED_1(Engine_drain_transitions)
@@ -660,6 +731,9 @@ static PyMethodDef Engine_methods[] = {
     M("columns", Engine_columns, METH_VARARGS,
       "columns(start, count) -> {name: bytes}: those connections' records as typed columns "
       "(csrc/columns.h)."),
+    M("take", Engine_take, METH_VARARGS,
+      "take(limit, final=False) -> {name: bytes}: a streamed engine's connections written "
+      "out since the last call (at most limit; with final, after finish(), all the rest)."),
     M("rows", Engine_rows, METH_NOARGS, "Recorded per-packet rows."),
     M("row_columns", Engine_row_columns, METH_VARARGS,
       "row_columns(conn=-1) -> {name: bytes}: recorded rows as packed column arrays."),

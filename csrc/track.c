@@ -38,6 +38,11 @@ int tracker_init(Tracker *t, const uint8_t *fsm) {
     t->reset_ns = 5000000000ll;
     t->partial_close_ns = 3000000000ll;
     t->inactivity_ns = 300000000000ll;
+    /* When a connection is over, by TCP's clocks (conn_over). */
+    t->linger_ns = 60000000000ll;      /* Linux's TIME_WAIT (TCP_TIMEWAIT_LEN) */
+    t->syn_timeout_ns = 180000000000ll; /* R2 for a SYN: 3 minutes (RFC 9293 3.8.3) */
+    t->idle_ns = 0;
+    t->live_head = t->live_tail = t->free_conn = t->free_pend = NO_HANDLE;
     return t->slots ? 0 : -1;
 }
 
@@ -48,6 +53,8 @@ void tracker_free(Tracker *t) {
     free(t->slots);
     free(t->trans);
     free(t->rows);
+    free(t->pends);
+    free(t->done);
     free(t->likely_ports);
     for (uint32_t i = 0; i < t->n_bpf; i++)
         free(t->bpf[i].prog);
@@ -74,18 +81,75 @@ static uint64_t key_hash(uint8_t fam, const uint8_t *a, const uint8_t *b, uint16
     return h;
 }
 
+/* A segment's 4-tuple as the flow table keys it: the lower (address, port) is side 0.
+ * Returns the side that sent it. */
+static int canon(const Segment *s, const uint8_t **a, const uint8_t **b, uint16_t *pa,
+                 uint16_t *pb) {
+    int cmp = memcmp(s->src, s->dst, 16);
+    int from = (cmp > 0 || (cmp == 0 && s->sport > s->dport)) ? 1 : 0;
+    *a = from ? s->dst : s->src;
+    *b = from ? s->src : s->dst;
+    *pa = from ? s->dport : s->sport;
+    *pb = from ? s->sport : s->dport;
+    return from;
+}
+
+/* The key of a flow-table value (a handle + 1). */
+static void handle_key(const Tracker *t, uint32_t h, uint8_t *fam, const uint8_t **a,
+                       const uint8_t **b, uint16_t *pa, uint16_t *pb) {
+    if (h & PEND_BIT) {
+        const Segment *s = &t->pends[h & ~PEND_BIT].seg;
+        *fam = s->family;
+        canon(s, a, b, pa, pb);
+    } else {
+        const Conn *c = &t->conns[h];
+        *fam = c->family;
+        *a = c->addr[0];
+        *b = c->addr[1];
+        *pa = c->port[0];
+        *pb = c->port[1];
+    }
+}
+
 static uint32_t *find_slot(Tracker *t, uint8_t fam, const uint8_t *a, const uint8_t *b,
                            uint16_t pa, uint16_t pb) {
     uint32_t i = (uint32_t)key_hash(fam, a, b, pa, pb) & t->slot_mask;
     for (;;) {
         uint32_t v = t->slots[i];
         if (!v) return &t->slots[i];
-        const Conn *c = &t->conns[v - 1];
-        if (c->port[0] == pa && c->port[1] == pb && c->family == fam &&
-            !memcmp(c->addr[0], a, 16) && !memcmp(c->addr[1], b, 16))
+        uint8_t vf;
+        const uint8_t *va, *vb;
+        uint16_t vpa, vpb;
+        handle_key(t, v - 1, &vf, &va, &vb, &vpa, &vpb);
+        if (vpa == pa && vpb == pb && vf == fam && !memcmp(va, a, 16) && !memcmp(vb, b, 16))
             return &t->slots[i];
         i = (i + 1) & t->slot_mask;
     }
+}
+
+/* Take handle h out of the flow table if it is there (a later connection of the same
+ * 4-tuple may hold the slot): backward-shift deletion keeps linear probing whole. */
+static void unhash(Tracker *t, uint32_t h) {
+    uint8_t fam;
+    const uint8_t *a, *b;
+    uint16_t pa, pb;
+    handle_key(t, h, &fam, &a, &b, &pa, &pb);
+    uint32_t *slot = find_slot(t, fam, a, b, pa, pb);
+    if (*slot != h + 1) return;
+    uint32_t i = (uint32_t)(slot - t->slots), j = i;
+    for (;;) {
+        j = (j + 1) & t->slot_mask;
+        uint32_t v = t->slots[j];
+        if (!v) break;
+        handle_key(t, v - 1, &fam, &a, &b, &pa, &pb);
+        uint32_t home = (uint32_t)key_hash(fam, a, b, pa, pb) & t->slot_mask;
+        /* v stays when its home lies cyclically in (i, j] */
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) continue;
+        t->slots[i] = v;
+        i = j;
+    }
+    t->slots[i] = 0;
+    t->slot_used--;
 }
 
 static int rehash(Tracker *t) {
@@ -96,6 +160,24 @@ static int rehash(Tracker *t) {
     t->slots = n;
     t->slot_mask = size - 1;
     t->slot_used = 0;
+    if (t->stream) { /* the entries not over, in id order */
+        for (uint32_t h = t->live_head; h != NO_HANDLE;) {
+            int pend = (h & PEND_BIT) != 0;
+            const Pend *p = pend ? &t->pends[h & ~PEND_BIT] : NULL;
+            const Conn *c = pend ? NULL : &t->conns[h];
+            if (pend ? !p->over : !c->finished) {
+                uint8_t fam;
+                const uint8_t *a, *b;
+                uint16_t pa, pb;
+                handle_key(t, h, &fam, &a, &b, &pa, &pb);
+                uint32_t *s = find_slot(t, fam, a, b, pa, pb);
+                if (!*s) t->slot_used++;
+                *s = h + 1;
+            }
+            h = pend ? p->live_next : c->live_next;
+        }
+        return 0;
+    }
     for (uint32_t k = 0; k < t->n_conns; k++) { /* later conns of a tuple win */
         Conn *c = &t->conns[k];
         uint32_t *s = find_slot(t, c->family, c->addr[0], c->addr[1], c->port[0], c->port[1]);
@@ -182,21 +264,30 @@ static void retract_recv_fin(Tracker *t, Conn *c, int side) {
 
 /* ---- connection creation and roles --------------------------------------------------- */
 
+/* A Conn for a new connection (id NO_HANDLE: the next id) or for a Pend's (its id). The
+ * caller links it in the streaming list. */
 static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint8_t *b,
-                      uint16_t pa, uint16_t pb, uint32_t *slot) {
-    uint64_t cap = t->cap_conns;
-    if (grow(t, (void **)&t->conns, &cap, (uint64_t)t->n_conns + 1, sizeof *t->conns))
-        return NULL;
-    t->cap_conns = (uint32_t)cap;
-    uint32_t k = t->n_conns++;
+                      uint16_t pa, uint16_t pb, uint32_t *slot, uint32_t id) {
+    uint32_t k;
+    if (t->stream && t->free_conn != NO_HANDLE) {
+        k = t->free_conn;
+        t->free_conn = t->conns[k].live_next;
+    } else {
+        uint64_t cap = t->cap_conns;
+        if (grow(t, (void **)&t->conns, &cap, (uint64_t)t->n_conns + 1, sizeof *t->conns))
+            return NULL;
+        t->cap_conns = (uint32_t)cap;
+        k = t->n_conns++;
+    }
     Conn *c = &t->conns[k];
     memset(c, 0, sizeof *c);
+    c->live_prev = c->live_next = NO_HANDLE;
     c->family = s->family;
     memcpy(c->addr[0], a, 16);
     memcpy(c->addr[1], b, 16);
     c->port[0] = pa;
     c->port[1] = pb;
-    c->id = k;
+    c->id = id != NO_HANDLE ? id : t->n_ids++;
     c->first_pkt = s->pkt_no;
     c->first_ts = s->ts_ns;
     c->trans_head = c->trans_tail = NO_TRANS;
@@ -213,6 +304,44 @@ static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint
     if (!*slot) t->slot_used++;
     *slot = k + 1;
     return c;
+}
+
+/* ---- streaming: the entries in id order -------------------------------------------------- */
+
+static uint32_t *link_prev(Tracker *t, uint32_t h) {
+    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_prev : &t->conns[h].live_prev;
+}
+static uint32_t *link_next(Tracker *t, uint32_t h) {
+    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_next : &t->conns[h].live_next;
+}
+
+static void live_append(Tracker *t, uint32_t h) {
+    *link_prev(t, h) = t->live_tail;
+    *link_next(t, h) = NO_HANDLE;
+    if (t->live_tail == NO_HANDLE) t->live_head = h;
+    else *link_next(t, t->live_tail) = h;
+    t->live_tail = h;
+    t->n_live++;
+}
+
+static void live_unlink(Tracker *t, uint32_t h) {
+    uint32_t prev = *link_prev(t, h), next = *link_next(t, h);
+    if (prev == NO_HANDLE) t->live_head = next;
+    else *link_next(t, prev) = next;
+    if (next == NO_HANDLE) t->live_tail = prev;
+    else *link_prev(t, next) = prev;
+    t->n_live--;
+}
+
+/* `to` takes `from`'s place in the list (a Pend replayed into a Conn). */
+static void live_replace(Tracker *t, uint32_t from, uint32_t to) {
+    uint32_t prev = *link_prev(t, from), next = *link_next(t, from);
+    *link_prev(t, to) = prev;
+    *link_next(t, to) = next;
+    if (prev == NO_HANDLE) t->live_head = to;
+    else *link_next(t, prev) = to;
+    if (next == NO_HANDLE) t->live_tail = to;
+    else *link_prev(t, next) = to;
 }
 
 /* ---- RFC 9293 view: segment -> inputs for both endpoints ------------------------------ */
@@ -559,27 +688,134 @@ static int same_attempt(const Conn *c, int from, const Segment *s) {
  *    close is reuse too) and Zeek's timers (attempt, close, reset, inactivity). */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s) {
     if (t->zeek_timers)
-        return zeek_expired(t, c, s->ts_ns) ||
-               (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
-    return zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s);
+        return conn_over(t, c, t->now) || (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
+    return conn_over(t, c, t->now) ||
+           (zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s));
+}
+
+/* ---- when a connection is over ------------------------------------------------------------ */
+
+enum { PHASE_OPEN, PHASE_ATTEMPT, PHASE_CLOSED };
+
+/* Where the endpoints stand: a handshake still open (an endpoint in SYN-SENT or
+ * SYN-RECEIVED), closed (each endpoint seen is CLOSED, TIME-WAIT or back in LISTEN), or
+ * open (synchronized, or half closed). */
+static int conn_phase(const Conn *c) {
+    int open = 0, attempt = 0;
+    for (int i = 0; i < 2; i++) {
+        uint8_t st = c->s[i].st;
+        if (st == TS_SYN_SENT || st == TS_SYN_RECEIVED) attempt = 1;
+        else if (st != ST_NONE && st != TS_CLOSED && st != TS_TIME_WAIT && st != TS_LISTEN)
+            open = 1;
+    }
+    if (attempt && !open && !c->hs_complete) return PHASE_ATTEMPT;
+    return open || attempt ? PHASE_OPEN : PHASE_CLOSED;
+}
+
+/* How long a connection in `phase` may be quiet before it is over. TCP itself has no idle
+ * timeout (RFC 9293 3.8.4), so an open connection is never over unless idle_ns is set;
+ * a closed one is gone once TIME-WAIT would have ended (Linux: 60 s; RFC 9293's 2 MSL
+ * is 4 minutes), an attempt once its SYN would have been given up (R2: 3 minutes,
+ * RFC 9293 3.8.3; Linux gives up after 127 s). A shorter idle_ns shortens all three.
+ * 0: never. */
+static int64_t quiet_limit(const Tracker *t, int phase) {
+    int64_t limit = phase == PHASE_CLOSED ? t->linger_ns
+                  : phase == PHASE_ATTEMPT ? t->syn_timeout_ns : 0;
+    if (t->idle_ns > 0 && (limit == 0 || t->idle_ns < limit)) limit = t->idle_ns;
+    return limit;
+}
+
+int conn_over(const Tracker *t, Conn *c, int64_t now) {
+    if (c->finished) return 1;
+    if (t->zeek_timers) return zeek_expired(t, c, now);
+    int64_t limit = quiet_limit(t, conn_phase(c));
+    return limit > 0 && now - c->last_ts > limit;
+}
+
+/* A Pend is one bare SYN: an attempt (its replayed Conn is in SYN-SENT, see can_pend). */
+static int pend_over(const Tracker *t, const Pend *p) {
+    int64_t limit = quiet_limit(t, PHASE_ATTEMPT);
+    return limit > 0 && t->now - p->seg.ts_ns > limit;
 }
 
 /* ---- per packet ------------------------------------------------------------------------ */
+
+static void conn_segment(Tracker *t, Conn *c, int from, const Segment *s);
+static void sweep(Tracker *t);
+
+/* Only a bare SYN of a new 4-tuple waits as a Pend: its Conn would be an attempt
+ * (conn_phase), and nothing but the segment itself decides what replaying it gives. */
+static int can_pend(const Tracker *t, const Segment *s) {
+    return t->stream && !t->zeek_timers && t->record_conn == -1 && !s->csum_bad &&
+           (s->flags & (F_SYN | F_ACK | F_RST | F_FIN)) == F_SYN &&
+           !(s->sport == s->dport && !memcmp(s->src, s->dst, 16));
+}
+
+static int new_pend(Tracker *t, const Segment *s, uint32_t *slot) {
+    uint32_t k;
+    if (t->free_pend != NO_HANDLE) {
+        k = t->free_pend;
+        t->free_pend = t->pends[k].live_next;
+    } else {
+        uint64_t cap = t->cap_pends;
+        if (grow(t, (void **)&t->pends, &cap, (uint64_t)t->n_pends + 1, sizeof *t->pends))
+            return -1;
+        t->cap_pends = (uint32_t)cap;
+        k = t->n_pends++;
+    }
+    Pend *p = &t->pends[k];
+    p->seg = *s;
+    p->id = t->n_ids++;
+    p->over = 0;
+    if (!*slot) t->slot_used++;
+    *slot = (k | PEND_BIT) + 1;
+    live_append(t, k | PEND_BIT);
+    return 0;
+}
+
+/* Pend k replayed into a Conn: it takes the Pend's place in the flow table (slot, or
+ * none) and in the list (when listed). */
+static Conn *replay_pend(Tracker *t, uint32_t k, uint32_t *slot, int listed) {
+    Segment seg = t->pends[k].seg;
+    uint32_t id = t->pends[k].id;
+    const uint8_t *a, *b;
+    uint16_t pa, pb;
+    int from = canon(&seg, &a, &b, &pa, &pb);
+    uint32_t none = 1; /* not in the flow table: a slot new_conn may overwrite */
+    Conn *c = new_conn(t, &seg, a, b, pa, pb, slot ? slot : &none, id);
+    if (!c) return NULL;
+    uint32_t h = (uint32_t)(c - t->conns);
+    if (listed) live_replace(t, k | PEND_BIT, h);
+    t->pends[k].live_next = t->free_pend;
+    t->free_pend = k;
+    zeek_new_conn(t, c, from, &seg);
+    conn_segment(t, c, from, &seg);
+    return c;
+}
 
 void tracker_segment(Tracker *t, const Segment *s) {
     if (t->port_filter >= 0 && s->sport != t->port_filter && s->dport != t->port_filter) {
         t->skipped_port++;
         return;
     }
-    /* Canonical key: the lower (address, port) is side 0. */
-    int cmp = memcmp(s->src, s->dst, 16);
-    int from = (cmp > 0 || (cmp == 0 && s->sport > s->dport)) ? 1 : 0;
-    const uint8_t *a = from ? s->dst : s->src, *b = from ? s->src : s->dst;
-    uint16_t pa = from ? s->dport : s->sport, pb = from ? s->sport : s->dport;
+    if (s->ts_ns > t->now) t->now = s->ts_ns;
+    /* A sweep costs the entries listed: one every n_live / 8 packets keeps it O(1) each. */
+    if (t->stream && ++t->since_sweep >= 4096 + t->n_live / 8 &&
+        t->now - t->last_sweep >= 1000000000ll)
+        sweep(t);
+    const uint8_t *a, *b;
+    uint16_t pa, pb;
+    int from = canon(s, &a, &b, &pa, &pb);
 
     if ((t->slot_used + 1) * 2 > t->slot_mask + 1 && rehash(t)) return;
     uint32_t *slot = find_slot(t, s->family, a, b, pa, pb);
-    Conn *c = *slot ? &t->conns[*slot - 1] : NULL;
+    Conn *c = NULL;
+    if (*slot && ((*slot - 1) & PEND_BIT)) {
+        c = replay_pend(t, (*slot - 1) & ~PEND_BIT, slot, 1);
+        if (!c) return;
+    } else if (*slot) {
+        c = &t->conns[*slot - 1];
+    }
     int carry = 0;
     AnomCarry kept; /* Wireshark's analysis goes on across Zeek's splits (anomaly.c) */
     if (c && conn_split_here(t, c, from, s)) {
@@ -592,11 +828,21 @@ void tracker_segment(Tracker *t, const Segment *s) {
         zeek_restart(t, c, s); /* the same SYN again where Zeek would split: its view */
     }
     if (!c) {
-        c = new_conn(t, s, a, b, pa, pb, slot);
+        if (!carry && can_pend(t, s)) {
+            new_pend(t, s, slot);
+            return;
+        }
+        c = new_conn(t, s, a, b, pa, pb, slot, NO_HANDLE);
         if (!c) return;
+        if (t->stream) live_append(t, (uint32_t)(c - t->conns));
         zeek_new_conn(t, c, from, s);
         if (carry) anomaly_restore(c, &kept);
     }
+    conn_segment(t, c, from, s);
+}
+
+/* One segment of connection c, sent by key side `from`. */
+static void conn_segment(Tracker *t, Conn *c, int from, const Segment *s) {
     Side *e = &c->s[from];
     c->last_pkt = s->pkt_no;
     c->last_ts = s->ts_ns;
@@ -760,7 +1006,143 @@ void conn_finish(Tracker *t, Conn *c) {
 }
 
 void tracker_finish(Tracker *t) {
-    for (uint32_t i = 0; i < t->n_conns; i++) conn_finish(t, &t->conns[i]);
+    if (!t->stream) {
+        for (uint32_t i = 0; i < t->n_conns; i++) conn_finish(t, &t->conns[i]);
+        return;
+    }
+    for (uint32_t h = t->live_head; h != NO_HANDLE; h = *link_next(t, h))
+        if (!(h & PEND_BIT)) conn_finish(t, &t->conns[h]);
+}
+
+/* ---- streaming: writing out ------------------------------------------------------------------ */
+
+static int push_done(Tracker *t, uint32_t h) {
+    if (t->done_read == t->n_done) t->done_read = t->n_done = 0;
+    else if (t->done_read > t->cap_done / 2) { /* slide the queue down */
+        memmove(t->done, t->done + t->done_read, (t->n_done - t->done_read) * sizeof *t->done);
+        t->n_done -= t->done_read;
+        t->done_read = 0;
+    }
+    uint64_t cap = t->cap_done;
+    if (grow(t, (void **)&t->done, &cap, (uint64_t)t->n_done + 1, sizeof *t->done)) return -1;
+    t->cap_done = (uint32_t)cap;
+    t->done[t->n_done++] = h;
+    return 0;
+}
+
+/* Take entry h (listed, over or not) out of the list and the flow table, into the
+ * queue to write out. */
+static void write_out(Tracker *t, uint32_t h) {
+    unhash(t, h); /* a no-op when a later connection of the 4-tuple holds the slot */
+    if (h & PEND_BIT) t->pends[h & ~PEND_BIT].over = 1;
+    else conn_finish(t, &t->conns[h]);
+    live_unlink(t, h);
+    push_done(t, h);
+}
+
+/* Mark every entry over by now (out of the flow table: a later packet of its 4-tuple
+ * would start a new connection by conn_split_here anyway) and queue those that can go:
+ * any (order_end) or those before the first still open (by id). */
+static void sweep(Tracker *t) {
+    t->last_sweep = t->now;
+    t->since_sweep = 0;
+    for (uint32_t h = t->live_head; h != NO_HANDLE;) {
+        uint32_t next = *link_next(t, h);
+        int over;
+        if (h & PEND_BIT) {
+            Pend *p = &t->pends[h & ~PEND_BIT];
+            if (!p->over && pend_over(t, p)) { p->over = 1; unhash(t, h); }
+            over = p->over;
+        } else {
+            Conn *c = &t->conns[h];
+            if (!c->finished && conn_over(t, c, t->now)) { unhash(t, h); conn_finish(t, c); }
+            over = c->finished;
+        }
+        if (over && (t->order_end || h == t->live_head)) write_out(t, h);
+        h = next;
+    }
+}
+
+long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final) {
+    if (final)
+        while (t->live_head != NO_HANDLE) write_out(t, t->live_head);
+    if (t->oom) return -1;
+    uint32_t n = 0;
+    while (n < limit && t->done_read < t->n_done) {
+        uint32_t h = t->done[t->done_read];
+        if (h & PEND_BIT) {
+            Conn *c = replay_pend(t, h & ~PEND_BIT, NULL, 0);
+            if (!c) return -1;
+            conn_finish(t, c);
+            h = (uint32_t)(c - t->conns);
+        }
+        t->done_read++;
+        out[n++] = h;
+    }
+    return (long)n;
+}
+
+/* Transitions of live connections moved down over those of connections written out. */
+static int compact_trans(Tracker *t) {
+    uint64_t keep = 0; /* counted, not trusted to trans_dead */
+    for (uint32_t h = t->live_head; h != NO_HANDLE; h = *link_next(t, h))
+        if (!(h & PEND_BIT))
+            for (uint32_t j = t->conns[h].trans_head; j != NO_TRANS; j = t->trans[j].next) keep++;
+    for (uint32_t k = t->done_read; k < t->n_done; k++)
+        if (!(t->done[k] & PEND_BIT))
+            for (uint32_t j = t->conns[t->done[k]].trans_head; j != NO_TRANS; j = t->trans[j].next)
+                keep++;
+    Transition *nt = malloc((keep ? keep : 1) * sizeof *nt);
+    if (!nt) { t->oom = 1; return -1; }
+    uint32_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t k = 0;
+        for (uint32_t h = pass ? NO_HANDLE : t->live_head;;) {
+            if (pass) { /* the queue to write out */
+                if (t->done_read + k >= t->n_done) break;
+                h = t->done[t->done_read + k++];
+            } else if (h == NO_HANDLE) {
+                break;
+            }
+            uint32_t next = pass ? 0 : *link_next(t, h);
+            if (!(h & PEND_BIT)) {
+                Conn *c = &t->conns[h];
+                uint32_t prev = NO_TRANS;
+                for (uint32_t j = c->trans_head; j != NO_TRANS; j = t->trans[j].next) {
+                    nt[n] = t->trans[j];
+                    nt[n].next = NO_TRANS;
+                    for (int i = 0; i < 2; i++)
+                        if (c->s[i].recv_fin_trans == j) c->s[i].recv_fin_trans = n;
+                    if (prev == NO_TRANS) c->trans_head = n;
+                    else nt[prev].next = n;
+                    prev = n++;
+                }
+                c->trans_tail = prev;
+                if (prev == NO_TRANS) c->trans_head = NO_TRANS;
+            }
+            if (!pass) h = next;
+        }
+    }
+    free(t->trans);
+    t->trans = nt;
+    t->n_trans = n;
+    t->cap_trans = keep ? (uint32_t)keep : 1;
+    t->trans_dead = 0;
+    return 0;
+}
+
+void stream_release(Tracker *t, const uint32_t *slots, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        Conn *c = &t->conns[slots[i]];
+        for (uint32_t j = c->trans_head; j != NO_TRANS; j = t->trans[j].next) t->trans_dead++;
+        c->trans_head = c->trans_tail = NO_TRANS;
+        free(c->hist_heap);
+        c->hist_heap = NULL;
+        c->live_next = t->free_conn;
+        t->free_conn = slots[i];
+        t->written++;
+    }
+    if (t->trans_dead > 65536 && t->trans_dead * 2 > t->n_trans) compact_trans(t);
 }
 
 uint64_t conn_zeek_size(const Conn *c, int role_orig) {

@@ -42,7 +42,26 @@ typedef struct {
     uint64_t max_packets, matched; /* read -c: stop after max_packets matching frames */
     int stop;                      /* max_packets reached: the framer stops there */
     int oom;
+    uint32_t n_ids;                /* connections so far: ids are given by first packet */
+    /* When a connection is over (conn_over: closed and quiet for linger_ns, an attempt
+     * quiet for syn_timeout_ns, open and quiet for idle_ns), a later packet of its
+     * 4-tuple starts a new one. Streaming (stream = 1) also writes it out then and
+     * reuses its memory: conns is a pool, entries are handles (a pool index, or
+     * PEND_BIT | a pends index) linked in id order from live_head. */
+    int64_t linger_ns, syn_timeout_ns, idle_ns; /* idle_ns 0: an open one never is */
+    int64_t now;                   /* the latest packet time */
+    int stream, order_end;         /* order_end: written out as they end, else by id */
+    uint32_t live_head, live_tail, free_conn, free_pend;
+    Pend *pends;
+    uint32_t n_pends, cap_pends;
+    uint32_t *done;                /* handles over, in output order, from done_read */
+    uint32_t n_done, cap_done, done_read;
+    uint64_t n_live, written, trans_dead, since_sweep;
+    int64_t last_sweep;
 } Tracker;
+
+#define PEND_BIT 0x80000000u
+#define NO_HANDLE UINT32_MAX
 
 int tracker_init(Tracker *t, const uint8_t *fsm_table);
 void tracker_free(Tracker *t);
@@ -57,4 +76,12 @@ void conn_classify(Conn *c);
  * connection from memory early must still answer a later packet of its 4-tuple by this
  * rule, not by starting a new connection. */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s);
+/* Is c over at time `now` (the tracker's latest packet time)? */
+int conn_over(const Tracker *t, Conn *c, int64_t now);
+/* Streaming: up to `limit` connections written out, as pool indexes in output order (the
+ * caller fills its columns from them, then calls stream_release). With `final` (after
+ * tracker_finish) every connection left is written out. Returns the number, -1 when out
+ * of memory. */
+long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final);
+void stream_release(Tracker *t, const uint32_t *slots, uint32_t n);
 #endif
