@@ -298,7 +298,7 @@ static PyObject *Engine_finish(EngineObject *self, PyObject *unused) {
 static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
     Tracker *t = &self->tracker;
     return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsKsKsKsisKsK}", "frames", (unsigned long long)t->frames,
+        "{sKsKsKsKsKsKsKsKsKsKsIsKsKsisKsKsKsKsisKsKsK}", "frames", (unsigned long long)t->frames,
         "tcp",
         (unsigned long long)t->decoded[DEC_TCP], "not_tcp",
         (unsigned long long)t->decoded[DEC_NOT_TCP], "not_ip",
@@ -315,7 +315,8 @@ static PyObject *Engine_stats(EngineObject *self, PyObject *unused) {
         (unsigned long long)self->framer.ts_clamped_first, "filtered",
         (unsigned long long)t->filtered, "filter_inapplicable",
         (unsigned long long)t->filter_inapplicable, "count_reached", t->stop, "open", (unsigned long long)t->n_live,
-        "written", (unsigned long long)t->written);
+        "written", (unsigned long long)t->written, "time_back_late",
+        (unsigned long long)t->skew_late_pkt);
 }
 
 static PyObject *Engine_conn_count(EngineObject *self, PyObject *unused) {

@@ -43,6 +43,7 @@ int tracker_init(Tracker *t, const uint8_t *fsm) {
     t->syn_timeout_ns = 180000000000ll; /* R2 for a SYN: 3 minutes (RFC 9293 3.8.3) */
     t->idle_ns = 0;
     t->live_head = t->live_tail = t->free_conn = t->free_pend = NO_HANDLE;
+    t->free_trans = NO_TRANS;
     return t->slots ? 0 : -1;
 }
 
@@ -191,10 +192,17 @@ static int rehash(Tracker *t) {
 
 static void add_transition(Tracker *t, Conn *c, int side, uint8_t state, uint8_t how,
                            uint8_t input, int64_t ts, uint64_t pkt) {
-    uint64_t cap = t->cap_trans;
-    if (grow(t, (void **)&t->trans, &cap, (uint64_t)t->n_trans + 1, sizeof *t->trans)) return;
-    t->cap_trans = (uint32_t)cap;
-    uint32_t k = t->n_trans++;
+    uint32_t k;
+    if (t->free_trans != NO_TRANS) { /* streaming: those of connections written out */
+        k = t->free_trans;
+        t->free_trans = t->trans[k].next;
+    } else {
+        uint64_t cap = t->cap_trans;
+        if (grow(t, (void **)&t->trans, &cap, (uint64_t)t->n_trans + 1, sizeof *t->trans))
+            return;
+        t->cap_trans = (uint32_t)cap;
+        k = t->n_trans++;
+    }
     Transition *tr = &t->trans[k];
     tr->ts_ns = ts;
     tr->pkt_no = pkt;
@@ -688,8 +696,8 @@ static int same_attempt(const Conn *c, int from, const Segment *s) {
  *    close is reuse too) and Zeek's timers (attempt, close, reset, inactivity). */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s) {
     if (t->zeek_timers)
-        return conn_over(t, c, t->now) || (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
-    return conn_over(t, c, t->now) ||
+        return conn_over(t, c, s->ts_ns) || (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
+    return conn_over(t, c, s->ts_ns) ||
            (zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s));
 }
 
@@ -733,9 +741,9 @@ int conn_over(const Tracker *t, Conn *c, int64_t now) {
 }
 
 /* A Pend is one bare SYN: an attempt (its replayed Conn is in SYN-SENT, see can_pend). */
-static int pend_over(const Tracker *t, const Pend *p) {
+static int pend_over(const Tracker *t, const Pend *p, int64_t now) {
     int64_t limit = quiet_limit(t, PHASE_ATTEMPT);
-    return limit > 0 && t->now - p->seg.ts_ns > limit;
+    return limit > 0 && now - p->seg.ts_ns > limit;
 }
 
 /* ---- per packet ------------------------------------------------------------------------ */
@@ -798,7 +806,16 @@ void tracker_segment(Tracker *t, const Segment *s) {
         t->skipped_port++;
         return;
     }
-    if (s->ts_ns > t->now) t->now = s->ts_ns;
+    if (s->ts_ns > t->now) {
+        t->now = s->ts_ns;
+    } else if (t->now - s->ts_ns > t->skew) {
+        /* Times went back (a file not in time order): sweeps judge by the latest time
+         * less the largest step back, as a later packet's own time may be that old. A step
+         * back longer than any before, once something was written out, may have come too
+         * late for a connection written out early: the caller warns. */
+        t->skew = t->now - s->ts_ns;
+        if (t->swept_any && !t->skew_late_pkt) t->skew_late_pkt = s->pkt_no;
+    }
     /* A sweep costs the entries listed: one every n_live / 8 packets keeps it O(1) each. */
     if (t->stream && ++t->since_sweep >= 4096 + t->n_live / 8 &&
         t->now - t->last_sweep >= 1000000000ll)
@@ -1046,18 +1063,20 @@ static void write_out(Tracker *t, uint32_t h) {
 static void sweep(Tracker *t) {
     t->last_sweep = t->now;
     t->since_sweep = 0;
+    int64_t now = t->now - t->skew;
     for (uint32_t h = t->live_head; h != NO_HANDLE;) {
         uint32_t next = *link_next(t, h);
         int over;
         if (h & PEND_BIT) {
             Pend *p = &t->pends[h & ~PEND_BIT];
-            if (!p->over && pend_over(t, p)) { p->over = 1; unhash(t, h); }
+            if (!p->over && pend_over(t, p, now)) { p->over = 1; unhash(t, h); }
             over = p->over;
         } else {
             Conn *c = &t->conns[h];
-            if (!c->finished && conn_over(t, c, t->now)) { unhash(t, h); conn_finish(t, c); }
+            if (!c->finished && conn_over(t, c, now)) { unhash(t, h); conn_finish(t, c); }
             over = c->finished;
         }
+        t->swept_any |= over;
         if (over && (t->order_end || h == t->live_head)) write_out(t, h);
         h = next;
     }
@@ -1082,59 +1101,13 @@ long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final) {
     return (long)n;
 }
 
-/* Transitions of live connections moved down over those of connections written out. */
-static int compact_trans(Tracker *t) {
-    uint64_t keep = 0; /* counted, not trusted to trans_dead */
-    for (uint32_t h = t->live_head; h != NO_HANDLE; h = *link_next(t, h))
-        if (!(h & PEND_BIT))
-            for (uint32_t j = t->conns[h].trans_head; j != NO_TRANS; j = t->trans[j].next) keep++;
-    for (uint32_t k = t->done_read; k < t->n_done; k++)
-        if (!(t->done[k] & PEND_BIT))
-            for (uint32_t j = t->conns[t->done[k]].trans_head; j != NO_TRANS; j = t->trans[j].next)
-                keep++;
-    Transition *nt = malloc((keep ? keep : 1) * sizeof *nt);
-    if (!nt) { t->oom = 1; return -1; }
-    uint32_t n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        uint32_t k = 0;
-        for (uint32_t h = pass ? NO_HANDLE : t->live_head;;) {
-            if (pass) { /* the queue to write out */
-                if (t->done_read + k >= t->n_done) break;
-                h = t->done[t->done_read + k++];
-            } else if (h == NO_HANDLE) {
-                break;
-            }
-            uint32_t next = pass ? 0 : *link_next(t, h);
-            if (!(h & PEND_BIT)) {
-                Conn *c = &t->conns[h];
-                uint32_t prev = NO_TRANS;
-                for (uint32_t j = c->trans_head; j != NO_TRANS; j = t->trans[j].next) {
-                    nt[n] = t->trans[j];
-                    nt[n].next = NO_TRANS;
-                    for (int i = 0; i < 2; i++)
-                        if (c->s[i].recv_fin_trans == j) c->s[i].recv_fin_trans = n;
-                    if (prev == NO_TRANS) c->trans_head = n;
-                    else nt[prev].next = n;
-                    prev = n++;
-                }
-                c->trans_tail = prev;
-                if (prev == NO_TRANS) c->trans_head = NO_TRANS;
-            }
-            if (!pass) h = next;
-        }
-    }
-    free(t->trans);
-    t->trans = nt;
-    t->n_trans = n;
-    t->cap_trans = keep ? (uint32_t)keep : 1;
-    t->trans_dead = 0;
-    return 0;
-}
-
 void stream_release(Tracker *t, const uint32_t *slots, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         Conn *c = &t->conns[slots[i]];
-        for (uint32_t j = c->trans_head; j != NO_TRANS; j = t->trans[j].next) t->trans_dead++;
+        if (c->trans_head != NO_TRANS) { /* its chain goes to the free list whole */
+            t->trans[c->trans_tail].next = t->free_trans;
+            t->free_trans = c->trans_head;
+        }
         c->trans_head = c->trans_tail = NO_TRANS;
         free(c->hist_heap);
         c->hist_heap = NULL;
@@ -1142,7 +1115,6 @@ void stream_release(Tracker *t, const uint32_t *slots, uint32_t n) {
         t->free_conn = slots[i];
         t->written++;
     }
-    if (t->trans_dead > 65536 && t->trans_dead * 2 > t->n_trans) compact_trans(t);
 }
 
 uint64_t conn_zeek_size(const Conn *c, int role_orig) {

@@ -47,16 +47,21 @@ typedef struct {
      * quiet for syn_timeout_ns, open and quiet for idle_ns), a later packet of its
      * 4-tuple starts a new one. Streaming (stream = 1) also writes it out then and
      * reuses its memory: conns is a pool, entries are handles (a pool index, or
-     * PEND_BIT | a pends index) linked in id order from live_head. */
+     * PEND_BIT | a pends index) linked in id order from live_head; the transitions of
+     * connections written out are reused (free_trans). */
     int64_t linger_ns, syn_timeout_ns, idle_ns; /* idle_ns 0: an open one never is */
     int64_t now;                   /* the latest packet time */
+    int64_t skew;                  /* the longest step back in time so far */
+    int swept_any;                 /* a sweep found a connection over */
+    uint64_t skew_late_pkt;        /* first packet stepping back further after that */
     int stream, order_end;         /* order_end: written out as they end, else by id */
     uint32_t live_head, live_tail, free_conn, free_pend;
     Pend *pends;
     uint32_t n_pends, cap_pends;
     uint32_t *done;                /* handles over, in output order, from done_read */
     uint32_t n_done, cap_done, done_read;
-    uint64_t n_live, written, trans_dead, since_sweep;
+    uint32_t free_trans;           /* streaming: transitions free for reuse, by .next */
+    uint64_t n_live, written, since_sweep;
     int64_t last_sweep;
 } Tracker;
 
@@ -76,7 +81,7 @@ void conn_classify(Conn *c);
  * connection from memory early must still answer a later packet of its 4-tuple by this
  * rule, not by starting a new connection. */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s);
-/* Is c over at time `now` (the tracker's latest packet time)? */
+/* Is c over at time `now` (a packet's time; a sweep's: the latest less the skew)? */
 int conn_over(const Tracker *t, Conn *c, int64_t now);
 /* Streaming: up to `limit` connections written out, as pool indexes in output order (the
  * caller fills its columns from them, then calls stream_release). With `final` (after

@@ -33,7 +33,10 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
     ConnCols p;
     memset(&p, 0, sizeof p);
     p.n = n;
-    size_t ntr = cols_trans_count(t, start, n);
+    Conn **list = malloc((n ? n : 1) * sizeof *list);
+    if (!list) return;
+    for (size_t i = 0; i < n; i++) list[i] = &t->conns[start + i];
+    size_t ntr = cols_trans_count(t, list, n);
 #define ALLOC(name, code, type, per) p.name = malloc((n ? n : 1) * sizeof(type) * (per));
     CONN_FIXED_COLUMNS(ALLOC)
 #undef ALLOC
@@ -46,7 +49,7 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
     p.trans_off = malloc((n + 1) * sizeof(int32_t));
     Buf str[COLS_N_STRINGS];
     memset(str, 0, sizeof str);
-    if (p.id && p.tr.role && p.trans_off && p.history_off && cols_fill(t, start, &p, str) == 0) {
+    if (p.id && p.tr.role && p.trans_off && p.history_off && cols_fill(t, list, &p, str) == 0) {
         char **data[COLS_N_STRINGS] = {&p.client, &p.server, &p.client_ip, &p.server_ip,
                                        &p.history, &p.client_states, &p.server_states};
         for (int j = 0; j < COLS_N_STRINGS; j++) *data[j] = str[j].data ? str[j].data : "";
@@ -56,6 +59,7 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
         }
     }
     for (int j = 0; j < COLS_N_STRINGS; j++) free(str[j].data);
+    free(list);
 #define FREE(name, code, type, per) free(p.name);
     CONN_FIXED_COLUMNS(FREE)
 #undef FREE
