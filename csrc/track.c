@@ -1083,8 +1083,12 @@ static void sweep(Tracker *t) {
 }
 
 long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final) {
-    if (final)
+    if (final && t->live_head != NO_HANDLE) {
+        /* the end: the flow table goes whole, not entry by entry */
+        memset(t->slots, 0, ((size_t)t->slot_mask + 1) * sizeof *t->slots);
+        t->slot_used = 0;
         while (t->live_head != NO_HANDLE) write_out(t, t->live_head);
+    }
     if (t->oom) return -1;
     uint32_t n = 0;
     while (n < limit && t->done_read < t->n_done) {
