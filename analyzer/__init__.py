@@ -13,18 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["Capture", "CaptureError", "Connection", "HandshakeError", "TcpState", "read",
-           "sniff"]
+           "sniff", "stream"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .capture import Capture, read, sniff
+    from .capture import Capture, read, sniff, stream
     from .connection import Connection
     from .errors import CaptureError, HandshakeError
     from .fsm import TcpState
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Capture", "read"):
+    if name in ("Capture", "read", "stream"):
         from . import capture
 
         return getattr(capture, name)

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .options import ProgressFn, ReadOptions
-from .results import Results, read_file, read_merged
+from .results import Results, Stream, read_file, read_merged, stream_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .connection import Connection
 
-__all__ = ["Capture", "ProgressFn", "TerminalProgress", "read"]
+__all__ = ["Capture", "ProgressFn", "TerminalProgress", "read", "stream"]
 
 
 @dataclass
@@ -138,7 +138,8 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
          likely_server_ports: Collection[int] | None = None, merge: bool = False,
          bpf: str | None = None, count: int | None = None,
          state: str | Collection[str] | None = None,
-         close: str | Collection[str] | None = None, where: str | None = None) -> Capture:
+         close: str | Collection[str] | None = None, where: str | None = None,
+         idle_timeout: float | None = None) -> Capture:
     """Analyse one capture file, or with ``merge=True`` several files as one capture in
     time order, as mergecap merges them (rotated captures: analyzer.merge).
 
@@ -162,6 +163,10 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
     not seen (the sender of a SYN-ACK or of a first non-SYN packet is the server only
     when its port is in the set, as in Zeek's ``likely_server_ports``, which depends on
     the scripts Zeek loaded); by default a SYN-ACK sender is always the server.
+    ``idle_timeout`` (seconds) ends an open connection quiet longer than that: a later
+    packet of its 4-tuple starts a new connection (by default an open connection never
+    ends: TCP has no idle timeout; a closed one ends 60 s after its last packet, an
+    unanswered handshake after 180 s, as ``analyzer.stream`` writes them out).
     The options are kept as one frozen value, ``Capture.options`` (ReadOptions).
     """
     from .filters import ConnFilter
@@ -171,7 +176,8 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
         path = os.fspath(path)
     options = ReadOptions.make(port=port, verify_checksums=verify_checksums,
                                zeek_timers=zeek_timers, record=record, engine=engine,
-                               likely_server_ports=likely_server_ports, bpf=bpf, count=count)
+                               likely_server_ports=likely_server_ports, bpf=bpf, count=count,
+                               idle_timeout=idle_timeout)
     if engine == "pyshark" and (bpf is not None or count is not None):
         raise UsageError("a BPF filter (-f) and -c need the native engine; tshark's own "
                          "-Y/-c do this for --engine pyshark")
@@ -191,6 +197,42 @@ def read(path: str | os.PathLike[str] | Sequence[str], *, port: int | None = Non
     if conn_filter is not None:
         cap.selected = conn_filter.select(cap)
     return cap
+
+
+def stream(path: str | os.PathLike[str], *, order: str = "id", port: int | None = None,
+           verify_checksums: bool = False, zeek_timers: bool = False,
+           likely_server_ports: Collection[int] | None = None, bpf: str | None = None,
+           count: int | None = None, idle_timeout: float | None = None,
+           state: str | Collection[str] | None = None,
+           close: str | Collection[str] | None = None, where: str | None = None,
+           progress: ProgressFn | None = None) -> Stream:
+    """Read one capture file (or pipe, ``-``) as a stream of batches of connections
+    (analyzer.results.ConnBatch: ``.records()``, ``.render("jsonl")``, ``.numpy(name)``),
+    for files bigger than memory: each connection is written out once it is over (closed
+    and quiet 60 s, an unanswered handshake quiet 180 s, open and quiet ``idle_timeout``
+    seconds) and its memory reused. ``order="id"`` gives the connections in id order (as
+    ``read``: the same ids, the same records), ``order="end"`` in the order they end, as
+    Zeek's conn.log (memory then bounded by the connections open at one moment; in id
+    order by those since the oldest still open). The other keywords are ``read``'s; the
+    connection filters apply to each batch. After the last batch, ``.stats``,
+    ``.warnings`` and ``.error`` are what ``read`` gives (a corrupt record ends the
+    stream after every connection before it)::
+
+        s = analyzer.stream("big.pcap", order="end")
+        for batch in s:
+            for rec in batch.records():
+                ...
+        s.error, s.warnings
+    """
+    from .filters import ConnFilter
+
+    conn_filter = ConnFilter.make(state, close, where)  # bad values fail before reading
+    options = ReadOptions.make(port=port, verify_checksums=verify_checksums,
+                               zeek_timers=zeek_timers,
+                               likely_server_ports=likely_server_ports, bpf=bpf, count=count,
+                               idle_timeout=idle_timeout)
+    return stream_file(os.fspath(path), options, progress, order,
+                       None if conn_filter is None else conn_filter.keep)
 
 
 def sniff(iface: str = "any", port: int | None = 9502, duration: float | None = None,

@@ -81,7 +81,7 @@ def _jobs(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .argtypes import count, integer, port, ports
+    from .argtypes import count, integer, port, ports, seconds
 
     parser = argparse.ArgumentParser(
         prog="handshake",
@@ -115,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "as that Zeek would (default: a SYN-ACK sender is the server)")
     rd.add_argument("--engine", default="native", choices=("native", "pyshark"),
                     help="packet decoder: the compiled one (default), or tshark's through "
-                         "pyshark for tunnels and other encapsulations (slower)")
+                         "pyshark for tunnels and other encapsulations (slower; it reads "
+                         "the file into memory before writing)")
+    rd.add_argument("--idle-timeout", type=seconds, metavar="SECONDS",
+                    help="an open connection quiet longer than this is over: a later packet "
+                         "of its 4-tuple starts a new connection (default: never, TCP has "
+                         "no idle timeout; a closed connection is over after 60 s, an "
+                         "unanswered handshake after 180 s)")
+    rd.add_argument("--order", choices=("id", "end"), default="id",
+                    help="id (default): connections in the order of their first packet; "
+                         "end: in the order they are over, as Zeek's conn.log (less memory "
+                         "when long connections stay open; ids are the same)")
     # Filters (issue 13): packets by a BPF filter and a count, then connections.
     flt = rd.add_argument_group(
         "filters", "packets first, as tcpdump -r FILE -c N FILTER would pass them (packet "
@@ -140,14 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--merge", action="store_true",
                       help="read the files as one capture in time order, as mergecap "
                            "merges them (rotated captures): a connection crossing files "
-                           "is one connection; packet numbers are the merged stream's")
+                           "is one connection; packet numbers are the merged stream's "
+                           "(read into memory, then written)")
     many.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                       help="read N files at a time in worker processes (default: the "
                            "number of cores); the output is the same as with -j 1")
     many.add_argument("--scheduler", metavar="ADDRESS",
                       help="read the files on a Dask cluster, e.g. tcp://HOST:8786 (its "
                            "workers must see the files: a shared file system or fsspec "
-                           "URLs); needs the dask extra")
+                           "URLs; each read into memory); needs the dask extra")
 
     sh = sub.add_parser("show", help="one connection packet by packet with both states",
                         description="Show one connection packet by packet, like tcpdump, "
@@ -159,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("-f", "--filter", metavar="BPF", dest="bpf",
                     help="the same BPF filter as given to read (ids depend on it)")
     sh.add_argument("--verify-checksums", action="store_true")
+    sh.add_argument("--idle-timeout", type=seconds, metavar="SECONDS",
+                    help="the same idle timeout as given to read (ids depend on it)")
     parser.set_defaults(handlers=_extra_commands(sub))
     return parser
 
@@ -194,8 +207,17 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     options = {"port": args.port, "verify_checksums": args.verify_checksums,
                "zeek_timers": args.zeek_timers, "engine": args.engine,
-               "likely_server_ports": args.zeek_likely_server_ports}
+               "likely_server_ports": args.zeek_likely_server_ports,
+               "idle_timeout": args.idle_timeout}
     options.update(_filter_options(args))
+    from .options import ReadOptions
+
+    # Bad combinations are one line before any reading.
+    ReadOptions(zeek_timers=args.zeek_timers, idle_timeout=args.idle_timeout)
+    if args.order != "id" and (args.merge or args.scheduler or args.engine != "native"):
+        raise UsageError("--order end streams each file with the native engine: not with "
+                         "--merge, --scheduler or --engine pyshark (read into memory, in "
+                         "id order)")
     directory = None
     if args.format == "parquet":
         if not args.output or args.output == "-":
@@ -224,7 +246,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                 parts = [_read_merged(files, options, args.format, out, directory, bar)]
             else:
                 parts = run(files, options, args.format, args.jobs or default_jobs(), out,
-                            directory, bar)
+                            directory, bar, args.order)
         finally:
             bar.close()
             if out is not None and out is not sys.stdout:
@@ -299,7 +321,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .show import show
 
     show(args.file, args.conn_id, sys.stdout, port=args.port,
-         verify_checksums=args.verify_checksums, bpf=args.bpf)
+         verify_checksums=args.verify_checksums, bpf=args.bpf, idle_timeout=args.idle_timeout)
     return 0
 
 

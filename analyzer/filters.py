@@ -31,7 +31,7 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .capture import Capture
-    from .results import Results
+    from .results import ConnBatch, Results
 
 Value = Any
 Fields = dict[str, Value]
@@ -250,25 +250,33 @@ class ConnFilter:
     def select(self, capture: Capture | Results) -> list[int]:
         """The ids that pass, read a batch of connections at a time as columns (the
         record of each is only built for a condition)."""
-        from .records import CLOSE_KINDS, CONN_STATES
         from .results import engine_batch
+
+        keep: list[int] = []
+        for start in range(0, len(capture), 4096):
+            batch = engine_batch(capture.engine, start, min(4096, len(capture) - start))
+            keep.extend(i for i, ok in zip(batch.values("id"), self.passes(batch)) if ok)
+        return keep
+
+    def keep(self, batch: ConnBatch) -> ConnBatch:
+        """The connections of a batch that pass (a streamed read filters each batch)."""
+        return batch.subset([i for i, ok in enumerate(self.passes(batch)) if ok])
+
+    def passes(self, batch: ConnBatch) -> list[bool]:
+        """Whether each connection of a batch passes."""
+        from .records import CLOSE_KINDS, CONN_STATES
 
         states = None if self.states is None else \
             {CONN_STATES.index(s) for s in self.states}
         closes = None if self.closes is None else \
             {CLOSE_KINDS.index(c) for c in self.closes}
-        keep: list[int] = []
-        for start in range(0, len(capture), 4096):
-            batch = engine_batch(capture.engine, start, min(4096, len(capture) - start))
-            ok = [True] * len(batch)
-            for name, wanted in (("conn_state", states), ("close_kind", closes)):
-                if wanted is not None:
-                    ok = [k and v in wanted for k, v in zip(ok, batch.values(name))]
-            if self.where is not None:
-                ok = [k and self.where(record_fields(rec))
-                      for k, rec in zip(ok, batch.records())]
-            keep.extend(i for i, k in zip(batch.values("id"), ok) if k)
-        return keep
+        ok = [True] * len(batch)
+        for name, wanted in (("conn_state", states), ("close_kind", closes)):
+            if wanted is not None:
+                ok = [k and v in wanted for k, v in zip(ok, batch.values(name))]
+        if self.where is not None:
+            ok = [k and self.where(record_fields(rec)) for k, rec in zip(ok, batch.records())]
+        return ok
 
     def describe(self) -> str:
         parts = []

@@ -1,4 +1,10 @@
-"""Writers for ``handshake read``: table, jsonl, json, csv and Zeek's conn.log."""
+"""Writers for ``handshake read``: table, jsonl, json, csv and Zeek's conn.log.
+
+Each writes one pass over a capture's batches (:class:`Part`): a Results read into
+memory, or a streamed read (analyzer.results.Stream) whose counters, warnings and error
+are known only after its last batch, so whatever needs them (the json summary, the
+table's footer) comes after the connections.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,17 @@ import re
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .fit import Column, Step, fit, render_lines
 from .records import CLOSE_KINDS, CONN_STATES, STATE_NAMES, WHO
-from .results import UNSET, ConnBatch, Results
+from .results import UNSET, ConnBatch
 from .words import plural
+
+if TYPE_CHECKING:
+    from .errors import CaptureError
+    from .merge import MergedFiles
 
 FORMATS = ("table", "jsonl", "json", "csv", "zeek")
 
@@ -22,7 +32,30 @@ SHORT_STATE = {"CLOSED": "CL", "LISTEN": "LI", "SYN_SENT": "SS", "SYN_RECEIVED":
                "CLOSE_WAIT": "CW", "CLOSING": "CG", "LAST_ACK": "LA", "TIME_WAIT": "TW"}
 
 
-def write(captures: Iterable[Results], fmt: str, out: TextIO) -> None:
+class Part(Protocol):
+    """What the writers read of one capture (Results, or results.Stream): its batches
+    (those the connection filters kept, in output order), then its figures (``stats``,
+    ``warnings``, ``error``: final once the batches are exhausted)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def merged(self) -> MergedFiles | None: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    @property
+    def error(self) -> CaptureError | None: ...
+    @property
+    def filtered(self) -> bool: ...  # the connection filters chose the batches' rows
+
+    def batches(self) -> Iterator[ConnBatch]: ...
+
+    def __len__(self) -> int: ...  # connections in the file
+
+
+def write(captures: Iterable[Part], fmt: str, out: TextIO) -> None:
     """The whole output of ``handshake read``: head, one part per capture, tail. A
     parallel read (analyzer.parallel) writes the same pieces, each part made where its
     file was read, so the bytes are the same."""
@@ -57,7 +90,7 @@ def tail(fmt: str, count: int) -> str:
     return ""
 
 
-def write_part(cap: Results, fmt: str, index: int, count: int, out: TextIO) -> None:
+def write_part(cap: Part, fmt: str, index: int, count: int, out: TextIO) -> None:
     """Capture number ``index`` (of ``count``) in format ``fmt``."""
     many = count > 1
     if fmt == "jsonl":
@@ -75,7 +108,7 @@ def write_part(cap: Results, fmt: str, index: int, count: int, out: TextIO) -> N
         raise ValueError(f"unknown format {fmt!r}")
 
 
-def _tag(rec: dict[str, Any], cap: Results, many: bool) -> dict[str, Any]:
+def _tag(rec: dict[str, Any], cap: Part, many: bool) -> dict[str, Any]:
     if many:
         rec["file"] = cap.path
     if cap.merged:  # several files read as one: where the first and last packets are
@@ -83,7 +116,7 @@ def _tag(rec: dict[str, Any], cap: Results, many: bool) -> dict[str, Any]:
     return rec
 
 
-def _merged_jsonl(cap: Results, lines: str) -> str:
+def _merged_jsonl(cap: Part, lines: str) -> str:
     """The engine's jsonl lines of a merged capture with the fields naming files."""
     assert cap.merged is not None
     dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -99,7 +132,7 @@ def _merged_jsonl(cap: Results, lines: str) -> str:
 _PACKETS = re.compile(r'"first_packet":(\d+),"last_packet":(\d+)')
 
 
-def write_jsonl(captures: list[Results], out: TextIO) -> None:
+def write_jsonl(captures: list[Part], out: TextIO) -> None:
     """One object per line. With one file the engine writes the lines itself (the same
     objects as ConnBatch.records, tests/test_jsonl.py checks); several files add a
     "file" key to each."""
@@ -116,48 +149,51 @@ def _put(out: TextIO, data: bytes) -> None:
         out.write(data.decode())
 
 
-def _jsonl_lines(cap: Results, batch: ConnBatch, many: bool) -> bytes:
+def _jsonl_lines(cap: Part, batch: ConnBatch, many: bool) -> bytes:
     """A batch's jsonl lines (rendered by the engine from the columns), with "file" for
     several captures and the file fields of a merged one."""
     lines = batch.render("jsonl", tag=cap.path if many else None)
     return _merged_jsonl(cap, lines.decode()).encode() if cap.merged else lines
 
 
-def _jsonl_part(cap: Results, many: bool, out: TextIO) -> None:
+def _jsonl_part(cap: Part, many: bool, out: TextIO) -> None:
     for batch in cap.batches():
         _put(out, _jsonl_lines(cap, batch, many))
 
 
-def write_json(captures: list[Results], out: TextIO) -> None:
+def write_json(captures: list[Part], out: TextIO) -> None:
     write(captures, "json", out)
 
 
-def _json_part(cap: Results, index: int, many: bool, out: TextIO) -> None:
-    """``{"file", "summary", "connections": [...]}`` with one jsonl object per line (the
-    same objects as --format jsonl); one level deeper in a list of several captures."""
+def _json_part(cap: Part, index: int, many: bool, out: TextIO) -> None:
+    """``{"file", "connections": [...], "summary"}`` with one jsonl object per line (the
+    same objects as --format jsonl); one level deeper in a list of several captures.
+    The summary comes last: a streamed read knows its figures after its connections."""
     pad = " " if many else ""
-    head = json.dumps({"file": cap.path, "summary": summary(cap)}, indent=1)[:-2]
+    head = json.dumps({"file": cap.path}, indent=1)[:-2]
     out.write(("" if index == 0 else ",\n") + pad + head.replace("\n", "\n" + pad)
               + f',\n{pad} "connections": [')
     sep = f"\n{pad}  ".encode()
     first = True
+    kinds: Counter[int] = Counter()
     for batch in cap.batches():
+        kinds.update(batch.values("close_kind"))
         lines = _jsonl_lines(cap, batch, False)
         if lines:
             _put(out, (sep if first else b"," + sep) + lines[:-1].replace(b"\n", b"," + sep))
             first = False
-    out.write(f"\n{pad} ]\n{pad}}}")
+    tail = json.dumps({"summary": summary(cap, kinds)}, indent=1)[2:]  # after the "{\n"
+    out.write(f"\n{pad} ],\n{pad}" + tail.replace("\n", "\n" + pad))
 
 
-def summary(cap: Results) -> dict[str, Any]:
-    kinds: Counter[int] = Counter()
-    for batch in cap.batches():
-        kinds.update(batch.values("close_kind"))
-    doc = {"connections": len(cap.ids()), "close_kinds": {CLOSE_KINDS[k]: n for k, n in
-                                                          sorted(kinds.items())},
+def summary(cap: Part, kinds: Counter[int]) -> dict[str, Any]:
+    """The json summary of a capture whose reported connections had these close kind
+    codes (counted as they were written)."""
+    doc = {"connections": sum(kinds.values()),
+           "close_kinds": {CLOSE_KINDS[k]: n for k, n in sorted(kinds.items())},
            "counters": cap.stats, "warnings": cap.warnings,
            "error": str(cap.error) if cap.error else None}
-    if cap.selected is not None:  # the connection filters chose these of the file's
+    if cap.filtered:  # the connection filters chose these of the file's
         doc["connections_in_file"] = len(cap)
     return doc
 
@@ -180,11 +216,11 @@ CSV_COLUMNS = ("id", "client", "server", "first_packet", "last_packet", "start",
 MERGED_COLUMNS = ("first_file", "first_file_packet", "last_file", "last_file_packet")
 
 
-def write_csv(captures: list[Results], out: TextIO) -> None:
+def write_csv(captures: list[Part], out: TextIO) -> None:
     write(captures, "csv", out)
 
 
-def _csv_part(cap: Results, many: bool, out: TextIO) -> None:
+def _csv_part(cap: Part, many: bool, out: TextIO) -> None:
     for batch in cap.batches():
         rows = batch.render("csv", tag=cap.path if many else None)
         if cap.merged:  # the file fields of a merged capture, after the others
@@ -209,7 +245,7 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.2f}ms" if seconds < 10 else f"{seconds:.1f}s"
 
 
-def write_table(captures: list[Results], out: TextIO, width: int | None = None) -> None:
+def write_table(captures: list[Part], out: TextIO, width: int | None = None) -> None:
     """The table of ``handshake read`` (see _table_part), ``width`` columns wide."""
     out.write(head("table", len(captures)))
     for index, cap in enumerate(captures):
@@ -233,7 +269,7 @@ def table_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def table_lines(cap: Results, width: int) -> tuple[list[str], Counter[str]]:
+def table_lines(cap: Part, width: int) -> tuple[list[str], Counter[str]]:
     """The table's header and rows at ``width`` columns, and the close kinds counted
     (read from the results' columns, analyzer.results)."""
     codes: Counter[int] = Counter()
@@ -284,7 +320,7 @@ def _close_text(kind: int, who: int) -> str:
     return f"{name}:{by[0]}" if by and name not in ("refused", "simultaneous") else name
 
 
-def _table_part(cap: Results, many: bool, out: TextIO, width: int | None = None) -> None:
+def _table_part(cap: Part, many: bool, out: TextIO, width: int | None = None) -> None:
     """id, client, server, final states (client/server), close, iRTT, packets; fitted to
     ``width`` (default: the terminal's, 80 off a terminal; analyzer.fit)."""
     width = width or table_width()
@@ -295,7 +331,7 @@ def _table_part(cap: Results, many: bool, out: TextIO, width: int | None = None)
     out.write(textwrap.fill(_footer(cap, kinds), width, break_on_hyphens=False) + "\n")
 
 
-def _footer(cap: Results, kinds: Counter[str]) -> str:
+def _footer(cap: Part, kinds: Counter[str]) -> str:
     s = cap.stats
     unmatched = s.get("filtered", 0) + s.get("filter_inapplicable", 0)  # read -f
     skipped = s["frames"] - s["tcp"] - unmatched
@@ -303,8 +339,9 @@ def _footer(cap: Results, kinds: Counter[str]) -> str:
     def count(n: int, word: str) -> str:  # plain numbers: scripts read this line
         return plural(n, word, grouped=False)
 
-    conns = count(len(cap.ids()), "connection") if cap.selected is None else \
-        f"{len(cap.ids())} of {count(len(cap), 'connection')}"
+    kept = sum(kinds.values())
+    conns = f"{kept} of {count(len(cap), 'connection')}" if cap.filtered else \
+        count(kept, "connection")
     if kinds:  # none when a filter kept no connection: no empty "()"
         conns += f" ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})"
     text = f"{conns}; {count(s['tcp'], 'TCP packet')}"
@@ -326,5 +363,5 @@ ZEEK_TYPES = ("time", "string", "addr", "port", "addr", "port", "enum", "string"
               "count", "count", "set[string]", "count")
 
 
-def write_zeek(captures: list[Results], out: TextIO) -> None:
+def write_zeek(captures: list[Part], out: TextIO) -> None:
     write(captures, "zeek", out)

@@ -86,9 +86,14 @@ def connections_frame(capture: Results) -> pd.DataFrame:
     ``client_states`` is the client's states in order, space separated; the times of the
     changes are in :func:`transitions_frame`. Built from the engine's columns (numpy
     views of its buffers): no Python object per connection but the strings."""
+    return batch_frame(capture.batch())
+
+
+def batch_frame(b: ConnBatch) -> pd.DataFrame:
+    """The connections frame of one batch (:func:`connections_frame`; a streamed read
+    makes one per batch)."""
     import pandas as pd
 
-    b = capture.batch()
     n = b.numpy
     columns: dict[str, Any] = {
         "id": n("id").astype("int64"),

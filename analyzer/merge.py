@@ -69,7 +69,7 @@ def track(paths: Sequence[str], options: ReadOptions, progress: ProgressFn | Non
     packet number); the other files are still merged, and everything before the
     problem is kept. ``Capture.error`` is the first such error, ``merged.errors`` all.
     """
-    from .options import time_warnings
+    from .options import capture_stats, time_warnings
     from .source import CHUNK, open_source
 
     files = tuple(paths)
@@ -116,7 +116,7 @@ def track(paths: Sequence[str], options: ReadOptions, progress: ProgressFn | Non
             sources[i].close()
     tracker.finish()
     report()
-    stats = tracker.stats()
+    stats = capture_stats(tracker)
     # The engine framed nothing itself: the files' own counts, as read unmerged.
     positions = [merger.position(i) for i in range(len(files))]
     stats["bytes_framed"] = sum(p[0] for p in positions)

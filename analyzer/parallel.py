@@ -19,14 +19,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .progress import Bar
 
 if TYPE_CHECKING:
-    from .capture import Capture
     from .errors import CaptureError
+    from .formats import Part as Written
 
 #: read()'s keyword options as the CLI passes them (port, engine, ...): plain values, so
 #: they travel to worker processes and Dask workers as they are.
@@ -58,39 +59,72 @@ def default_jobs() -> int:
 def render(path: str, options: Options, fmt: str, index: int, count: int,
            out: TextIO | None, directory: str | None,
            progress: Callable[[int, int, int, int], None] | None = None,
-           bar: Bar | None = None) -> Part:
+           bar: Bar | None = None, order: str = "id") -> Part:
     """Read one file and write its part: to ``out`` in a text format, or as its
     partition of the Parquet dataset in ``directory``. ``bar``: the progress line to
-    take off a terminal that the part is written to."""
+    take off a terminal that the part is written to. With the native engine the file
+    is streamed (analyzer.stream: each connection written once it is over, in
+    ``order``); tshark's (--engine pyshark) is read into memory first."""
     from contextlib import nullcontext
 
-    from .capture import read
+    from .capture import read, stream
 
-    cap = read(path, progress=progress, **options)
+    src: Written
+    if options.get("engine", "native") == "native":
+        streamed = stream(path, progress=progress, order=order,
+                          **{k: v for k, v in options.items() if k != "engine"})
+        if bar is not None:
+            streamed.reading = lambda: _drawn(bar, out)
+        src = streamed
+    else:
+        src = read(path, progress=progress, **options)
     # The line comes off the terminal whatever stdout is: `read f | less` shows both.
     with bar.hidden() if bar is not None else nullcontext():
-        _write(cap, path, fmt, index, count, out, directory)
+        _write(src, path, fmt, index, count, out, directory)
         if out is not None:
             out.flush()  # into the pipe before the line is drawn again
-    return Part(index, path, list(cap.warnings), errors_of(cap),
-                packets=cap.stats["frames"], connections=len(cap))
+    return Part(index, path, list(src.warnings), errors_of(src),
+                packets=src.stats["frames"], connections=len(src))
 
 
-def _write(cap: Capture, path: str, fmt: str, index: int, count: int, out: TextIO | None,
+@contextmanager
+def _drawn(bar: Bar, out: TextIO | None) -> Iterator[None]:
+    """While a streamed read reads its next chunk, between two writes: what was written
+    goes out first, then the line may be drawn."""
+    if out is not None and bar.enabled:
+        out.flush()
+    with bar.drawn():
+        yield
+
+
+def _write(src: Written, path: str, fmt: str, index: int, count: int, out: TextIO | None,
            directory: str | None) -> None:
     if fmt == "parquet":
-        from .parquet import write_partition
+        from .parquet import write_partition_frames
 
         assert directory is not None
-        write_partition(cap.connections, directory, path)
+        write_partition_frames(_frames(src), directory, path)
     else:
         from .formats import write_part
 
         assert out is not None
-        write_part(cap, fmt, index, count, out)
+        write_part(src, fmt, index, count, out)
 
 
-def errors_of(cap: Capture) -> list[str]:
+def _frames(src: Written) -> Iterator[Any]:
+    """The connections frame of each batch (one of no connection when there is none)."""
+    from .frames import batch_frame
+    from .results import empty_batch
+
+    empty = True
+    for batch in src.batches():
+        empty = False
+        yield batch_frame(batch)
+    if empty:
+        yield batch_frame(empty_batch())
+
+
+def errors_of(cap: Written) -> list[str]:
     """One line per error: a merged capture may have one per file."""
     if cap.merged:
         return [str(e) for e in cap.merged.errors]
@@ -121,7 +155,7 @@ def check_inputs(paths: Sequence[str]) -> list[tuple[str, CaptureError | None, i
 
 
 def run(paths: Sequence[str], options: Options, fmt: str, jobs: int, out: TextIO | None,
-        directory: str | None, bar: Bar) -> list[Part]:
+        directory: str | None, bar: Bar, order: str = "id") -> list[Part]:
     """Every file's part, written to ``out`` (or ``directory``) in the order of
     ``paths``, between the format's head and tail. Returns the parts (warnings and
     errors) in the same order."""
@@ -132,9 +166,9 @@ def run(paths: Sequence[str], options: Options, fmt: str, jobs: int, out: TextIO
     # Pipes (-, <(zcat ...)) belong to this process: read everything here then.
     if jobs <= 1 or len(paths) <= 1 or not all(os.path.isfile(p) for p in paths):
         parts = [render(p, options, fmt, i, len(paths), out, directory, bar.progress_fn(i),
-                        bar) for i, p in enumerate(paths)]
+                        bar, order) for i, p in enumerate(paths)]
     else:
-        parts = list(_in_processes(paths, options, fmt, jobs, out, directory, bar))
+        parts = list(_in_processes(paths, options, fmt, jobs, out, directory, bar, order))
     if out is not None:
         out.write(tail(fmt, len(paths)))
     return parts
@@ -165,20 +199,23 @@ class _QueueProgress:
 
 
 def _worker(path: str, options: Options, fmt: str, index: int, count: int,
-            scratch: str, directory: str | None) -> Part:
+            scratch: str, directory: str | None, order: str) -> Part:
     progress = _QueueProgress(index)
     if fmt == "parquet":
-        part = render(path, options, fmt, index, count, None, directory, progress)
+        part = render(path, options, fmt, index, count, None, directory, progress,
+                      order=order)
         return part
     name = os.path.join(scratch, f"part-{index}")
     with open(name, "w", encoding="utf-8", newline="") as out:
-        part = render(path, options, fmt, index, count, out, directory, progress)
+        part = render(path, options, fmt, index, count, out, directory, progress,
+                      order=order)
     return Part(part.index, part.path, part.warnings, part.errors, text_file=name,
                 packets=part.packets, connections=part.connections)
 
 
 def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
-                  out: TextIO | None, directory: str | None, bar: Bar) -> Iterator[Part]:
+                  out: TextIO | None, directory: str | None, bar: Bar,
+                  order: str) -> Iterator[Part]:
     import multiprocessing
 
     # forkserver: workers start from a clean process, not a copy of this one's threads.
@@ -213,7 +250,7 @@ def _in_processes(paths: Sequence[str], options: Options, fmt: str, jobs: int,
                         break
                     index, path = nxt
                     pending.append(pool.submit(_worker, path, options, fmt, index,
-                                               len(paths), scratch, directory))
+                                               len(paths), scratch, directory, order))
                 if not pending:
                     break
                 part = pending.popleft().result()

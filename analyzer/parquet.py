@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,13 +31,29 @@ def write_partition(frame: pd.DataFrame, directory: str, path: str) -> str:
     """One input's connections (a ``Capture.connections`` frame) as its partition;
     returns the file written. An input without connections still gets its (empty)
     part, so every input is listed."""
+    return write_partition_frames([frame], directory, path)
+
+
+def write_partition_frames(frames: Iterable[pd.DataFrame], directory: str, path: str) -> str:
+    """One input's connections given as several frames (at least one: a streamed read's
+    batches, in order), written as they come, one row group each: the same table as the
+    frames concatenated."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     target = partition_dir(directory, path)
     os.makedirs(target, exist_ok=True)
-    table = pa.Table.from_pandas(frame.drop(columns=[PARTITION], errors="ignore"),
-                                 preserve_index=False)
     name = os.path.join(target, "part-0.parquet")
-    pq.write_table(table, name, coerce_timestamps="us", allow_truncated_timestamps=True)
+    writer = None
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame.drop(columns=[PARTITION], errors="ignore"),
+                                         preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(name, table.schema, coerce_timestamps="us",
+                                          allow_truncated_timestamps=True)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
     return name

@@ -48,13 +48,14 @@ class Bar:
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = False
+        self.paused = 0  # inside hidden(): output is being written, nothing is drawn
         self.lock = threading.Lock()
 
     def update(self, key: object, bytes_done: int, packets: int, connections: int) -> None:
         with self.lock:
             self.parts[key] = (bytes_done, packets, connections)
             now = time.monotonic()
-            if self.enabled and now - self.last >= REDRAW:
+            if self.enabled and not self.paused and now - self.last >= REDRAW:
                 self.last = now
                 self._draw(now)
 
@@ -80,14 +81,35 @@ class Bar:
     @contextmanager
     def hidden(self) -> Iterator[None]:
         """The line off the terminal while output goes to the same terminal; drawn
-        again (below that output) at the next update."""
+        again (below that output) at the next update after it."""
         with self.lock:
-            if self.enabled and self.shown:
-                self.stream.write("\r\033[K")
-                self.stream.flush()
-            self.shown = False
+            self._clear()
+            self.paused += 1
+        try:
             yield
-            self.last = 0.0
+        finally:
+            with self.lock:
+                self.paused -= 1
+                self.last = 0.0
+
+    @contextmanager
+    def drawn(self) -> Iterator[None]:
+        """Inside hidden(): the line may be drawn meanwhile (a streamed read reads the
+        next chunk between two writes); it comes off before output goes on."""
+        with self.lock:
+            self.paused -= 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self._clear()
+                self.paused += 1
+
+    def _clear(self) -> None:
+        if self.enabled and self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        self.shown = False
 
     def close(self) -> None:
         """The final figures, then the line is cleared for the output that follows."""

@@ -8,25 +8,29 @@ events read them here. Derived fields (RTTs, close kind, the endpoint text, coun
 unexpected inputs) are filled once, in csrc/columns.c.
 
 :class:`Results` is one capture's tracker with how it was read (one frozen
-:class:`~analyzer.options.ReadOptions`), and :func:`read_file` the one pipeline that
-feeds it from a file; :meth:`Results.reread` reads the same file again and is the one
-place that checks it is still the same file.
+:class:`~analyzer.options.ReadOptions`), and :func:`read_file` reads a file into it;
+:meth:`Results.reread` reads the same file again and is the one place that checks it is
+still the same file. :func:`stream_file` reads a file as a :class:`Stream` of batches
+instead: each connection is written out once it is over and its memory reused. Both are
+fed by one loop, :func:`_feed`.
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Iterator, Sequence
+import struct
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _engine
 from .anomalies import NAMES as ANOMALY_NAMES
 from .errors import CaptureError, UsageError
-from .options import ProgressFn, ReadOptions, time_warnings
+from .options import ProgressFn, ReadOptions, capture_stats, time_warnings
 from .records import CLOSE_KINDS, CONN_STATES, INPUT_NAMES, STATE_NAMES, WHO, secs
-from .source import open_source
+from .source import FileSource, open_source
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -42,6 +46,7 @@ STRING_COLUMNS: Final = tuple(_engine.STRING_COLUMNS)
 UNSET: Final = -(1 << 63)  # a time or duration not seen (numpy: NaT)
 BATCH: Final = 8192  # connections per batch when a capture is walked in batches (text
 # outputs render one batch at a time: a few MB, whatever the capture)
+ORDERS: Final = ("id", "end")  # a streamed read's output order (Stream)
 
 #: A connection's fields by name (ConnBatch.row): every fixed and text column; nulls are
 #: as in the columns (UNSET times, -1 ISNs/options/states), ``anomalies`` a tuple.
@@ -119,6 +124,35 @@ class ConnBatch:
         off = self.column("trans.offsets")
         cols = [self.values(name)[off[i]:off[i + 1]] for name in TRANS_COLUMNS]
         return [Transition(*t) for t in zip(*cols)]
+
+    def subset(self, rows: Sequence[int]) -> ConnBatch:
+        """Rows ``rows`` (increasing, 0-based in the batch) as a batch of their own."""
+        if len(rows) == self.n:
+            return self
+        runs = _runs(list(rows))
+        out: dict[str, Any] = {"n": len(rows)}
+        for name, (code, per) in COLUMN_TYPES.items():
+            if not name.startswith("trans."):
+                size = struct.calcsize(code) * per
+                data = memoryview(self.buffers[name])
+                out[name] = b"".join(data[a * size:(a + n) * size] for a, n in runs)
+        for name in (*STRING_COLUMNS, "trans"):
+            off = self.column(f"{name}.offsets")
+            spans = [(off[a], off[a + n]) for a, n in runs]
+            if name == "trans":
+                for col in TRANS_COLUMNS:
+                    size = struct.calcsize(COLUMN_TYPES[col][0]) * COLUMN_TYPES[col][1]
+                    data = memoryview(self.buffers[col])
+                    out[col] = b"".join(data[a * size:b * size] for a, b in spans)
+            else:
+                data = memoryview(self.buffers[name])
+                out[name] = b"".join(data[a:b] for a, b in spans)
+            new = [0]
+            for (a, n), (first, _) in zip(runs, spans):
+                base = new[-1] - first
+                new.extend(off[k] + base for k in range(a + 1, a + n + 1))
+            out[f"{name}.offsets"] = struct.pack(f"{len(new)}i", *new)
+        return ConnBatch(out)
 
     def render(self, fmt: str, *, tag: str | None = None, uid_seed: str = "") -> bytes:
         """The rows as ``jsonl``, ``csv`` or ``zeek`` text (csrc/columns.c). ``tag`` adds a
@@ -209,6 +243,15 @@ def _options(r: dict[str, Any], side: str) -> dict[str, Any] | None:
             "timestamps": r[f"{side}_timestamps"]}
 
 
+def empty_batch() -> ConnBatch:
+    """A batch of no connection."""
+    zero = struct.pack("i", 0)
+    buffers: dict[str, Any] = {"n": 0, **{name: b"" for name in COLUMN_TYPES},
+                               **{name: b"" for name in STRING_COLUMNS}}
+    buffers.update({f"{name}.offsets": zero for name in (*STRING_COLUMNS, "trans")})
+    return ConnBatch(buffers)
+
+
 def engine_batch(engine: Any, start: int = 0, count: int | None = None) -> ConnBatch:
     """Connections ``start`` .. ``start + count`` of a tracker (all the rest by default);
     those not finished yet (a live capture) as they would be if it ended now."""
@@ -258,6 +301,11 @@ class Results:
 
     def __len__(self) -> int:
         return int(self.engine.conn_count())
+
+    @property
+    def filtered(self) -> bool:
+        """True when the connection filters chose which connections are reported."""
+        return self.selected is not None
 
     def ids(self) -> list[int] | range:
         """The ids of the connections reported: those the connection filters kept (ids
@@ -387,6 +435,29 @@ def read_file(path: str, options: ReadOptions | None = None,
         return Results(path, engine, stats, warnings, error, options, spool)
     tracker = options.new_engine()
     source = open_source(path)
+    feed = _feed(path, source, tracker, options, progress)
+    while True:
+        try:
+            next(feed)
+        except StopIteration as done:
+            fed: Fed = done.value
+            break
+    return Results(path, tracker, fed.stats, fed.warnings, fed.error, options, source.spool)
+
+
+class Fed(NamedTuple):
+    """What reading a file gave besides the connections."""
+
+    stats: dict[str, int]
+    warnings: list[str]
+    error: CaptureError | None
+
+
+def _feed(path: str, source: FileSource, tracker: Any, options: ReadOptions,
+          progress: ProgressFn | None) -> Generator[None, None, Fed]:
+    """Feed a capture file to ``tracker`` to its end (or ``-c``, or the first corrupt
+    record), yielding after each chunk (a streamed read takes what was written out
+    then); then finish the tracker and return the counters, warnings and error."""
     notes: list[str] = []
     error_at: CaptureError | None = None
     # Bytes of an incomplete record wait in `pending` for the next chunk. The framer bounds
@@ -410,6 +481,7 @@ def read_file(path: str, options: ReadOptions | None = None,
                      tracker.conn_count())
         if options.count and tracker.stats()["count_reached"]:
             break  # -c: the rest of the file is not read
+        yield
     else:
         # End of input: feed the rest until nothing more is framed.
         while pending:
@@ -436,9 +508,103 @@ def read_file(path: str, options: ReadOptions | None = None,
         notes.append(f"{path}: truncated at byte {stats['bytes_framed']} after packet "
                      f"{stats['packets_framed']}")
     tracker.finish()
-    stats = tracker.stats()
+    stats = capture_stats(tracker)
     notes += time_warnings(path, stats)
-    return Results(path, tracker, stats, notes, error_at, options, source.spool)
+    return Fed(stats, notes, error_at)
+
+
+class Stream:
+    """One capture file read as a stream: an iterator of :class:`ConnBatch`, each
+    connection written out once it is over (``Engine.take``) and its memory reused, so
+    memory is bounded by the connections held at one moment, not by the capture.
+
+    Batches come after each chunk of the file is fed (those written out meanwhile) and
+    at the end (every connection left). ``order="id"``: in id order, the order of first
+    packets, as :class:`Results` lists them (a connection waits for every older one
+    still open); ``order="end"``: in the order they end, as Zeek writes conn.log (ties
+    by id); ids are the same either way. Once exhausted, ``stats``, ``warnings`` and
+    ``error`` are those :func:`read_file` would give; ``len()`` counts the connections
+    of the file so far, ``select`` (a filter of a batch's rows) chooses those yielded."""
+
+    merged: MergedFiles | None = None  # as Results (the writers read both)
+
+    def __init__(self, path: str, options: ReadOptions, progress: ProgressFn | None = None,
+                 order: str = "id",
+                 select: Callable[[ConnBatch], ConnBatch] | None = None) -> None:
+        if order not in ORDERS:
+            raise UsageError(f"order {order!r}: one of {', '.join(ORDERS)}")
+        if options.engine != "native":
+            raise UsageError("a streamed read needs the native engine")
+        if options.record is not None:
+            raise UsageError("a streamed read keeps no packet rows (record=): use read()")
+        self.path = path
+        self.options = options
+        self.order = order
+        self.stats: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self.error: CaptureError | None = None
+        self.done = False  # exhausted: stats, warnings and error are final
+        # Around each chunk fed (the CLI draws its progress line only then, not while
+        # the batches are written).
+        self.reading: Callable[[], AbstractContextManager[object]] = nullcontext
+        self._select = select
+        self.engine = options.new_engine(stream=True, order_end=order == "end")
+        # A pipe is read once: no copy to read it again.
+        source = open_source(path, spool=False)
+        self._batches = self._run(_feed(path, source, self.engine, options, progress))
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> ConnBatch:
+        return next(self._batches)
+
+    def batches(self) -> Iterator[ConnBatch]:
+        """The batches (one pass: the same iterator)."""
+        return self
+
+    def __len__(self) -> int:
+        return int(self.engine.conn_count())
+
+    @property
+    def filtered(self) -> bool:
+        return self._select is not None
+
+    def _run(self, feed: Generator[None, None, Fed]) -> Iterator[ConnBatch]:
+        while True:
+            try:
+                with self.reading():
+                    next(feed)
+            except StopIteration as end:
+                fed: Fed = end.value
+                break
+            yield from self._take(final=False)
+        self.stats, self.warnings, self.error = fed
+        yield from self._take(final=True)
+        # Bare SYNs held compactly become connections (and their state changes) only
+        # as they are taken: the counters are final now.
+        self.stats = capture_stats(self.engine)
+        self.done = True
+
+    def _take(self, final: bool) -> Iterator[ConnBatch]:
+        while True:
+            batch = ConnBatch(self.engine.take(BATCH, final))
+            if batch.n == 0:
+                return
+            got = batch.n
+            if self._select is not None:
+                batch = self._select(batch)
+            if batch.n:
+                yield batch
+            if got < BATCH and not final:
+                return  # nothing more was written out
+
+
+def stream_file(path: str, options: ReadOptions | None = None,
+                progress: ProgressFn | None = None, order: str = "id",
+                select: Callable[[ConnBatch], ConnBatch] | None = None) -> Stream:
+    """Read one capture file as a :class:`Stream` of batches (see analyzer.stream)."""
+    return Stream(path, options or ReadOptions(), progress, order, select)
 
 
 def _format_error(path: str, exc: Exception) -> CaptureError:

@@ -7,7 +7,8 @@ Input need not be seekable: ``-`` is standard input (as ``tcpdump -r -``), and a
 ``/dev/stdin``, ``<(zcat f.gz)`` or a named pipe is read as a stream, gzip detected from
 its first bytes. Such an input is also copied, as it is read, to a temporary file (a
 :class:`Spool`) so that what needs the file twice (the packet table, ``show``, plots and the
-report) reads the copy; the copy goes when the last Capture using it does.
+report) reads the copy; the copy goes when the last Capture using it does. A streamed
+read (analyzer.stream) reads its input once and makes no copy.
 """
 
 from __future__ import annotations
@@ -131,13 +132,13 @@ def _read_head(raw: BinaryIO, want: int) -> bytes:
 class FileSource:
     """Yields a capture file's (decompressed) bytes in chunks."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, spool: bool = True) -> None:
         self.path = path
         self.chunk_size = CHUNK  # smaller when many files are read at once (merge.py)
         raw, self.size = open_capture_file(path)
         try:
             seekable = path != STDIN and raw.seekable()
-            self.spool = None if seekable else Spool()
+            self.spool = None if seekable or not spool else Spool()
             head = _read_head(raw, 4)
         except OSError as exc:
             raw.close()
@@ -239,8 +240,10 @@ def spool_if_stream(path: str) -> Spool | None:
     return spool
 
 
-def open_source(path: str) -> FileSource:
-    return FileSource(path)
+def open_source(path: str, spool: bool = True) -> FileSource:
+    """``spool``: copy a non-seekable input to a temporary file as it is read (to read
+    it again later)."""
+    return FileSource(path, spool)
 
 
 def is_tty(stream: io.TextIOBase | object) -> bool:

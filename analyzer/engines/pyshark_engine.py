@@ -20,7 +20,7 @@ import tempfile
 from typing import IO, Any, Final, NamedTuple
 
 from ..errors import CaptureError, UsageError
-from ..options import ProgressFn, ReadOptions, time_warnings
+from ..options import ProgressFn, ReadOptions, capture_stats, time_warnings
 
 INSTALL_PYSHARK: Final = "pip install 'handshake-analyzer[pyshark]'"
 INSTALL_TSHARK: Final = "apt-get install tshark"
@@ -171,7 +171,7 @@ class _Feeder:
         self.frames += 1
 
     def stats(self, file_format: int) -> dict[str, int]:
-        stats: dict[str, int] = self.engine.stats()
+        stats = capture_stats(self.engine)
         stats.update(self.skipped, frames=self.frames, packets_framed=self.frames,
                      bytes_framed=self.bytes_seen,
                      format=file_format, tunnelled=self.tunnelled)

@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from .. import _engine
 from ..errors import UsageError
-from ..options import ReadOptions
+from ..options import ReadOptions, capture_stats
 from ..results import Results
 from .events import EventDeriver, final_events
 from .sources import ReplaySource, Source, make_source
@@ -183,7 +183,7 @@ class LiveSession:
                 engine.finish()
                 self._keep(self._deriver.derive(engine, engine.drain_transitions()))
                 self._keep(final_events(engine))
-                self.capture.stats = engine.stats()
+                self.capture.stats = capture_stats(engine)
             if self._out:
                 self._out.close()
             self.ended_at = time.time()
