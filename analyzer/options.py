@@ -104,8 +104,10 @@ class ReadOptions:
 
 #: Engine counters about how the connections were held (a streamed read writes them out,
 #: an in-memory one keeps them), not about the capture: left out of the stats, so that
-#: every read of a file reports the same.
-HOLDING_COUNTERS = ("open", "written")
+#: every read of a file reports the same. ``time_back_late`` is a streamed read's first
+#: packet that went back in time further than any before once connections were written
+#: out (results.Stream turns it into a warning).
+HOLDING_COUNTERS = ("open", "written", "time_back_late")
 
 
 def capture_stats(tracker: _engine.Engine) -> dict[str, int]:

@@ -580,6 +580,12 @@ class Stream:
                 break
             yield from self._take(final=False)
         self.stats, self.warnings, self.error = fed
+        late = self.engine.stats().get("time_back_late", 0)
+        if late:
+            self.warnings.append(
+                f"{self.path}: packet {late} goes back in time further than any before, "
+                "after connections were written out (the file is not in time order): "
+                "the records near it may differ from reading the file whole")
         yield from self._take(final=True)
         # Bare SYNs held compactly become connections (and their state changes) only
         # as they are taken: the counters are final now.

@@ -230,6 +230,27 @@ def test_connections_are_written_out_while_the_file_is_read(tmp_path: Path) -> N
             assert copy == sorted(copy)
 
 
+def test_time_going_back_after_write_outs_is_a_warning(tmp_path: Path) -> None:
+    """The first connection's first packets again at their own times after 12 copies
+    (a file not in time order, as cat a.pcap b.pcap would make): its connection was
+    written out long before, so the streamed read says so, once, with the packet."""
+    header, records = pcap_records(MANY)
+    late = b"".join(struct.pack("<II", sec, usec) + body for sec, usec, body in records[:11])
+    path = tmp_path / "back.pcap"
+    path.write_bytes(shifted(MANY, 12, 100) + late)
+    assert analyzer.read(path).warnings == []
+    s = analyzer.stream(path)
+    n = sum(batch.n for batch in s)
+    assert n >= 12 * 160 and s.error is None
+    assert s.warnings == [f"{path}: packet {12 * 1498 + 1} goes back in time further than "
+                          "any before, after connections were written out (the file is not "
+                          "in time order): the records near it may differ from reading the "
+                          "file whole"]
+    p = subprocess.run([sys.executable, "-m", "analyzer", "read", str(path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert p.returncode == 0 and p.stderr == f"handshake: warning: {s.warnings[0]}\n"
+
+
 @pytest.mark.xfail(strict=True, reason="C engine: a sweep's unhash() drops the Wireshark "
                    "analysis carried across a split (track.c tracker_segment, AnomCarry): "
                    "streamed anomalies differ from in memory when a 4-tuple is reused after "
