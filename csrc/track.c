@@ -695,10 +695,11 @@ static int same_attempt(const Conn *c, int from, const Segment *s) {
  *  - Under zeek_timers, Zeek's answer: IsReuse as Zeek has it (a repeated ISN after a
  *    close is reuse too) and Zeek's timers (attempt, close, reset, inactivity). */
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s) {
+    if (conn_over(t, c, s->ts_ns)) return SPLIT_OVER;
     if (t->zeek_timers)
-        return conn_over(t, c, s->ts_ns) || (zeek_is_reuse(c, s) && !crossing_syn(c, from, s));
-    return conn_over(t, c, s->ts_ns) ||
-           (zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s));
+        return zeek_is_reuse(c, s) && !crossing_syn(c, from, s) ? SPLIT_NEW : 0;
+    return zeek_is_reuse(c, s) && !crossing_syn(c, from, s) && !same_attempt(c, from, s)
+               ? SPLIT_NEW : 0;
 }
 
 /* ---- when a connection is over ------------------------------------------------------------ */
@@ -833,11 +834,15 @@ void tracker_segment(Tracker *t, const Segment *s) {
     } else if (*slot) {
         c = &t->conns[*slot - 1];
     }
-    int carry = 0;
-    AnomCarry kept; /* Wireshark's analysis goes on across Zeek's splits (anomaly.c) */
-    if (c && conn_split_here(t, c, from, s)) {
-        anomaly_save(&kept, c);
-        carry = 1;
+    int carry = 0, split = c ? conn_split_here(t, c, from, s) : 0;
+    /* Wireshark's analysis goes on across a new SYN's split (anomaly.c); not after a
+     * connection was over: a streamed read has written it out and forgotten it then. */
+    AnomCarry kept;
+    if (split) {
+        if (split == SPLIT_NEW) {
+            anomaly_save(&kept, c);
+            carry = 1;
+        }
         conn_finish(t, c);
         c = NULL;
     } else if (c && !t->zeek_timers && !(s->flags & F_ACK) && zeek_is_reuse(c, s) &&

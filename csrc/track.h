@@ -76,10 +76,11 @@ void tracker_segment(Tracker *t, const Segment *seg);
 void tracker_finish(Tracker *t);
 void conn_finish(Tracker *t, Conn *c);
 void conn_classify(Conn *c);
-/* Does segment s start a new connection on c's 4-tuple (the one split rule)? By default
- * silence never ends a connection (TCP has no idle timeout): anything that drops a quiet
- * connection from memory early must still answer a later packet of its 4-tuple by this
- * rule, not by starting a new connection. */
+/* Does segment s start a new connection on c's 4-tuple (the one split rule)? 0: no;
+ * SPLIT_NEW: s starts a new incarnation (a SYN with a new ISN, RFC 9293 3.4.1);
+ * SPLIT_OVER: c was over before s came (conn_over), the rule a streamed read writes
+ * connections out by, so it splits the 4-tuple as an in-memory read does. */
+enum { SPLIT_NEW = 1, SPLIT_OVER = 2 /* c was over (conn_over) before s came */ };
 int conn_split_here(Tracker *t, Conn *c, int from, const Segment *s);
 /* Is c over at time `now` (a packet's time; a sweep's: the latest less the skew)? */
 int conn_over(const Tracker *t, Conn *c, int64_t now);

@@ -251,10 +251,6 @@ def test_time_going_back_after_write_outs_is_a_warning(tmp_path: Path) -> None:
     assert p.returncode == 0 and p.stderr == f"handshake: warning: {s.warnings[0]}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="C engine: a sweep's unhash() drops the Wireshark "
-                   "analysis carried across a split (track.c tracker_segment, AnomCarry): "
-                   "streamed anomalies differ from in memory when a 4-tuple is reused after "
-                   "its connection was written out")
 def test_a_reused_four_tuple_streams_as_in_memory(tmp_path: Path) -> None:
     """The same copies on the same addresses: every 4-tuple and ISN comes back 100 s
     later, after the earlier connection is over (a new connection, in both reads)."""
