@@ -44,7 +44,7 @@ CONN_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if not n.startswith("trans."
 TRANS_COLUMNS: Final = tuple(n for n in COLUMN_TYPES if n.startswith("trans."))
 STRING_COLUMNS: Final = tuple(_engine.STRING_COLUMNS)
 UNSET: Final = -(1 << 63)  # a time or duration not seen (numpy: NaT)
-BATCH: Final = 8192  # connections per batch when a capture is walked in batches (text
+BATCH: Final = 2048  # connections per batch when a capture is walked in batches (text
 # outputs render one batch at a time: a few MB, whatever the capture)
 ORDERS: Final = ("id", "end")  # a streamed read's output order (Stream)
 
