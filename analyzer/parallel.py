@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -73,8 +72,9 @@ def render(path: str, options: Options, fmt: str, index: int, count: int,
     if options.get("engine", "native") == "native":
         streamed = stream(path, progress=progress, order=order,
                           **{k: v for k, v in options.items() if k != "engine"})
-        if bar is not None:
-            streamed.reading = lambda: _drawn(bar, out)
+        if bar is not None:  # the line is drawn while a chunk is read, not written
+            streamed.before_read = lambda: _resume(bar, out)
+            streamed.before_write = bar.pause
         src = streamed
     else:
         src = read(path, progress=progress, **options)
@@ -87,14 +87,12 @@ def render(path: str, options: Options, fmt: str, index: int, count: int,
                 packets=src.stats["frames"], connections=len(src))
 
 
-@contextmanager
-def _drawn(bar: Bar, out: TextIO | None) -> Iterator[None]:
-    """While a streamed read reads its next chunk, between two writes: what was written
-    goes out first, then the line may be drawn."""
+def _resume(bar: Bar, out: TextIO | None) -> None:
+    """Before a streamed read reads its next chunk: what was written goes out first,
+    then the line may be drawn again."""
     if out is not None and bar.enabled:
         out.flush()
-    with bar.drawn():
-        yield
+    bar.resume()
 
 
 def _write(src: Written, path: str, fmt: str, index: int, count: int, out: TextIO | None,

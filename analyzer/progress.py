@@ -48,7 +48,7 @@ class Bar:
         self.start = time.monotonic()
         self.last = 0.0
         self.shown = False
-        self.paused = 0  # inside hidden(): output is being written, nothing is drawn
+        self.paused = False  # inside hidden(): output is being written, nothing is drawn
         self.lock = threading.Lock()
 
     def update(self, key: object, bytes_done: int, packets: int, connections: int) -> None:
@@ -84,26 +84,25 @@ class Bar:
         again (below that output) at the next update after it."""
         with self.lock:
             self._clear()
-            self.paused += 1
+            was, self.paused = self.paused, True
         try:
             yield
         finally:
             with self.lock:
-                self.paused -= 1
+                self.paused = was
                 self.last = 0.0
 
-    @contextmanager
-    def drawn(self) -> Iterator[None]:
-        """Inside hidden(): the line may be drawn meanwhile (a streamed read reads the
-        next chunk between two writes); it comes off before output goes on."""
+    def resume(self) -> None:
+        """Inside hidden(): the line may be drawn again until pause() (a streamed read
+        reads its next chunk between two writes)."""
         with self.lock:
-            self.paused -= 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self._clear()
-                self.paused += 1
+            self.paused = False
+
+    def pause(self) -> None:
+        """The line off the terminal again, before more output goes on."""
+        with self.lock:
+            self._clear()
+            self.paused = True
 
     def _clear(self) -> None:
         if self.enabled and self.shown:

@@ -21,7 +21,6 @@ import collections
 import itertools
 import struct
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -544,9 +543,10 @@ class Stream:
         self.warnings: list[str] = []
         self.error: CaptureError | None = None
         self.done = False  # exhausted: stats, warnings and error are final
-        # Around each chunk fed (the CLI draws its progress line only then, not while
-        # the batches are written).
-        self.reading: Callable[[], AbstractContextManager[object]] = nullcontext
+        # Called before each chunk is fed and before each batch (and the end) is handed
+        # out: the CLI draws its progress line between the two, not while it writes.
+        self.before_read: Callable[[], object] = _nothing
+        self.before_write: Callable[[], object] = _nothing
         self._select = select
         self.engine = options.new_engine(stream=True, order_end=order == "end")
         # A pipe is read once: no copy to read it again.
@@ -572,9 +572,9 @@ class Stream:
 
     def _run(self, feed: Generator[None, None, Fed]) -> Iterator[ConnBatch]:
         while True:
+            self.before_read()
             try:
-                with self.reading():
-                    next(feed)
+                next(feed)
             except StopIteration as end:
                 fed: Fed = end.value
                 break
@@ -591,6 +591,7 @@ class Stream:
         # as they are taken: the counters are final now.
         self.stats = capture_stats(self.engine)
         self.done = True
+        self.before_write()  # what follows the batches (a footer, a summary)
 
     def _take(self, final: bool) -> Iterator[ConnBatch]:
         while True:
@@ -601,9 +602,14 @@ class Stream:
             if self._select is not None:
                 batch = self._select(batch)
             if batch.n:
+                self.before_write()
                 yield batch
             if got < BATCH and not final:
                 return  # nothing more was written out
+
+
+def _nothing() -> None:
+    pass
 
 
 def stream_file(path: str, options: ReadOptions | None = None,
