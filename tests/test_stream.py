@@ -77,6 +77,9 @@ def test_streamed_output_is_the_in_memory_output(path: Path, tmp_path: Path) -> 
             got, want = without_times(got), without_times(want)
         assert got == want, (fmt, path.name)
         assert status == (2 if analyzer.read(path).error else 0)
+    # Zeek's timers decide when a connection is over instead (no compact bare SYNs)
+    _, got = cli("--format", "jsonl", "--zeek-timers", str(path), tmp=tmp_path)
+    assert got == in_memory(path, "jsonl", zeek_timers=True)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
