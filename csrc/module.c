@@ -109,15 +109,16 @@ static int set_bpf(Tracker *t, PyObject *programs) {
 static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"fsm_table", "verify_checksums", "port", "record",
                              "zeek_timers", "likely_server_ports", "bpf", "count", "stream",
-                             "order_end", "idle_ns", NULL};
+                             "order_end", "idle_ns", "sweep_every", NULL};
     Py_buffer table;
     int verify = 0, port = -1, zeek_timers = 0, stream = 0, order_end = 0;
     long long record = -1, idle_ns = 0;
     unsigned long long count = 0;
+    unsigned int sweep_every = 0; /* tests only (track.h) */
     PyObject *likely = Py_None, *bpf = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpOOKppL", kwlist, &table, &verify,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|$piLpOOKppLI", kwlist, &table, &verify,
                                      &port, &record, &zeek_timers, &likely, &bpf, &count,
-                                     &stream, &order_end, &idle_ns))
+                                     &stream, &order_end, &idle_ns, &sweep_every))
         return -1;
     if (idle_ns < 0) {
         PyBuffer_Release(&table);
@@ -179,6 +180,7 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw) {
     self->tracker.stream = stream;
     self->tracker.order_end = order_end;
     self->tracker.idle_ns = idle_ns;
+    self->tracker.sweep_every = sweep_every;
     self->framer.stop = &self->tracker.stop;
     self->ready = 1;
     int bad = bpf != Py_None && set_bpf(&self->tracker, bpf) < 0;

@@ -818,8 +818,9 @@ void tracker_segment(Tracker *t, const Segment *s) {
         if (t->swept_any && !t->skew_late_pkt) t->skew_late_pkt = s->pkt_no;
     }
     /* A sweep costs the entries listed: one every n_live / 8 packets keeps it O(1) each. */
-    if (t->stream && ++t->since_sweep >= 4096 + t->n_live / 8 &&
-        t->now - t->last_sweep >= 1000000000ll)
+    if (t->stream && (t->sweep_every ? ++t->since_sweep >= t->sweep_every
+                                     : ++t->since_sweep >= 4096 + t->n_live / 8 &&
+                                           t->now - t->last_sweep >= 1000000000ll))
         sweep(t);
     const uint8_t *a, *b;
     uint16_t pa, pb;
@@ -1062,6 +1063,18 @@ static void write_out(Tracker *t, uint32_t h) {
     push_done(t, h);
 }
 
+/* conn_over as a sweep asks it, without moving Zeek's timers: zeek_expired re-arms its
+ * ExpireTimer from the time it is asked, so a sweep between two packets would change what
+ * the next packet's conn_split_here decides (an in-memory read asks at packets only).
+ * Over at a sweep is over at any later time (timers only fire), so both modes split alike. */
+static int swept_over(const Tracker *t, Conn *c, int64_t now) {
+    int64_t attempt = c->t_attempt, expire = c->t_expire;
+    if (conn_over(t, c, now)) return 1;
+    c->t_attempt = attempt;
+    c->t_expire = expire;
+    return 0;
+}
+
 /* Mark every entry over by now (out of the flow table: a later packet of its 4-tuple
  * would start a new connection by conn_split_here anyway) and queue those that can go:
  * any (order_end) or those before the first still open (by id). */
@@ -1078,7 +1091,7 @@ static void sweep(Tracker *t) {
             over = p->over;
         } else {
             Conn *c = &t->conns[h];
-            if (!c->finished && conn_over(t, c, now)) { unhash(t, h); conn_finish(t, c); }
+            if (!c->finished && swept_over(t, c, now)) { unhash(t, h); conn_finish(t, c); }
             over = c->finished;
         }
         t->swept_any |= over;

@@ -63,6 +63,8 @@ typedef struct {
     uint32_t free_trans;           /* streaming: transitions free for reuse, by .next */
     uint64_t n_live, written, since_sweep;
     int64_t last_sweep;
+    uint32_t sweep_every;          /* tests only: sweep every this many packets, whatever
+                                    * the capture time (0: the normal schedule) */
 } Tracker;
 
 #define PEND_BIT 0x80000000u

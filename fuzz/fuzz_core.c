@@ -5,9 +5,15 @@
  *   build/core/fuzz_core build/core-corpus fuzz/seeds -max_len=8192 -runs=1000000
  *
  * Byte 0 picks the way (byte % 3: file, live, segments) and the options (bits 0x04
- * verify checksums, 0x08 Zeek timers, 0x10 record every row, 0x20 likely server ports);
- * the layout of the rest is fuzz/harness.py's. */
+ * verify checksums, 0x08 Zeek timers, 0x10 record every row, 0x20 likely server ports,
+ * 0x80 idle_ns 2 s); the layout of the rest is fuzz/harness.py's.
+ * Bit 0x40: stream mode (track.c's streaming: Pends, sweeps after every packet, write-out,
+ * the pool of Conns, compact_trans), written out in end order when 0x10 is set (rows are
+ * not kept when streaming), taken a few at a time as it goes; then the same input is read
+ * in memory and the two must give the same JSON lines (end order: the same lines),
+ * or the harness aborts: a finding. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "framing.h"
@@ -27,15 +33,13 @@ static void names(void) {
     for (int i = 0; i < AN__COUNT; i++) NAMES_ANOMALY[i] = "A";
 }
 
-/* What the binding does for Engine.columns and render (module.c): connections
- * [start, start + n) filled into columns, then written as jsonl, csv and zeek. */
-static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
+/* What the binding does for Engine.columns, Engine.take and render (module.c): the
+ * connections list[0 .. n) filled into columns, then written as jsonl, csv and zeek; the
+ * jsonl also appended to `keep` when given. */
+static void render_list(Tracker *t, Conn *const *list, size_t n, Buf *b, Buf *keep) {
     ConnCols p;
     memset(&p, 0, sizeof p);
     p.n = n;
-    Conn **list = malloc((n ? n : 1) * sizeof *list);
-    if (!list) return;
-    for (size_t i = 0; i < n; i++) list[i] = &t->conns[start + i];
     size_t ntr = cols_trans_count(t, list, n);
 #define ALLOC(name, code, type, per) p.name = malloc((n ? n : 1) * sizeof(type) * (per));
     CONN_FIXED_COLUMNS(ALLOC)
@@ -56,10 +60,10 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
         for (int fmt = RENDER_JSONL; fmt <= RENDER_ZEEK; fmt++) {
             b->len = 0;
             render_batch(&p, fmt, fmt == RENDER_CSV ? "f,\"" : NULL, 3, "seed", 4, b);
+            if (fmt == RENDER_JSONL && keep) render_batch(&p, fmt, NULL, 0, "seed", 4, keep);
         }
     }
     for (int j = 0; j < COLS_N_STRINGS; j++) free(str[j].data);
-    free(list);
 #define FREE(name, code, type, per) free(p.name);
     CONN_FIXED_COLUMNS(FREE)
 #undef FREE
@@ -72,11 +76,38 @@ static void render_range(Tracker *t, size_t start, size_t n, Buf *b) {
     free(p.trans_off);
 }
 
-/* What the binding's readers do (module.c): classify live, columns and text, rows. */
-static void read_back(Tracker *t, Buf *b) {
+static void render_range(Tracker *t, size_t start, size_t n, Buf *b, Buf *keep) {
+    Conn **list = malloc((n ? n : 1) * sizeof *list);
+    if (!list) return;
+    for (size_t i = 0; i < n; i++) list[i] = &t->conns[start + i];
+    render_list(t, list, n, b, keep);
+    free(list);
+}
+
+/* What Engine.take does: up to `limit` connections written out, rendered, released.
+ * Returns how many (0: none left), -1 out of memory. */
+static long take(Tracker *t, uint32_t limit, int final, Buf *b, Buf *keep) {
+    uint32_t slots[8];
+    Conn *list[8];
+    if (limit > 8) limit = 8;
+    long n = stream_take(t, slots, limit, final);
+    if (n <= 0) return n;
+    for (long i = 0; i < n; i++) list[i] = &t->conns[slots[i]];
+    render_list(t, list, (size_t)n, b, keep);
+    stream_release(t, slots, (uint32_t)n);
+    return n;
+}
+
+/* What the binding's readers do (module.c): classify live, columns and text, rows; a
+ * streamed engine hands out what is written out instead. */
+static void read_back(Tracker *t, Buf *b, Buf *keep) {
+    if (t->stream) {
+        (void)take(t, 3, 0, b, keep);
+        return;
+    }
     uint32_t n = t->n_conns;
     uint32_t pick[3] = {0, n / 2, n ? n - 1 : 0};
-    for (int k = 0; k < 3 && n; k++) render_range(t, pick[k], 1, b);
+    for (int k = 0; k < 3 && n; k++) render_range(t, pick[k], 1, b, NULL);
     if (t->n_rows) (void)t->conns[t->rows[t->n_rows - 1].conn].orig;
 }
 
@@ -86,18 +117,24 @@ static uint64_t rd(const uint8_t *p, int n) {
     return v;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 1) return 0;
-    names();
+/* One read of the input; the JSON lines of every connection are appended to `out`.
+ * Returns -1 when out of memory (no comparison then). */
+static int run(const uint8_t *data, size_t size, int stream, Buf *out) {
     Tracker t;
     Framer f;
     Buf b = {0};
-    if (tracker_init(&t, FSM_TABLE)) return 0;
+    if (tracker_init(&t, FSM_TABLE)) return -1;
     framer_init(&f);
     uint8_t opt = data[0];
     t.verify_checksums = !!(opt & 0x04);
     t.zeek_timers = !!(opt & 0x08);
-    t.record_conn = opt & 0x10 ? -2 : -1;
+    t.record_conn = opt & 0x10 && !(opt & 0x40) ? -2 : -1;
+    t.idle_ns = opt & 0x80 ? 2000000000ll : 0;
+    if (stream) {
+        t.stream = 1;
+        t.order_end = !!(opt & 0x10);
+        t.sweep_every = 1;
+    }
     if (opt & 0x20) {
         t.likely_ports = calloc(65536 / 8, 1);
         if (t.likely_ports) t.likely_ports[80 >> 3] |= 1u << (80 & 7);
@@ -128,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (used < 0) break;
             memmove(pending, pending + used, have - (size_t)used);
             have -= (size_t)used;
-            if (++chunks % 4 == 0) read_back(&t, &b);
+            if (++chunks % 4 == 0) read_back(&t, &b, out);
         }
         free(pending);
         break;
@@ -164,14 +201,67 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             s.ip_len = s.payload_len + 40;
             t.decoded[DEC_TCP]++;
             tracker_segment(&t, &s);
-            if (k % (42 * 16) == 0) read_back(&t, &b);
+            if (k % (42 * 16) == 0) read_back(&t, &b, out);
         }
     }
-    read_back(&t, &b);
+    read_back(&t, &b, out);
     tracker_finish(&t);
-    render_range(&t, 0, t.n_conns, &b);
+    if (stream) {
+        while (take(&t, 5, 1, &b, out) > 0) {}
+    } else {
+        render_range(&t, 0, t.n_conns, &b, out);
+    }
+    int oom = t.oom;
     free(b.data);
     tracker_free(&t); /* frees likely_ports too */
     framer_free(&f);
+    return oom ? -1 : 0;
+}
+
+static int by_text(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of a jsonl buffer, sorted (end order: the same set as by id). */
+static char **sorted_lines(Buf *j, size_t *n) {
+    *n = 0;
+    for (size_t i = 0; i < j->len; i++) *n += j->data[i] == '\n';
+    char **v = malloc((*n ? *n : 1) * sizeof *v);
+    if (!v) return NULL;
+    size_t k = 0;
+    for (size_t i = 0, start = 0; i < j->len; i++)
+        if (j->data[i] == '\n') {
+            j->data[i] = 0;
+            v[k++] = j->data + start;
+            start = i + 1;
+        }
+    qsort(v, *n, sizeof *v, by_text);
+    return v;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    names();
+    Buf mem = {0}, str = {0};
+    int stream = !!(data[0] & 0x40);
+    if (run(data, size, 0, &mem) == 0 && stream && run(data, size, 1, &str) == 0) {
+        int same;
+        if (data[0] & 0x10) { /* end order */
+            size_t na, nb;
+            char **a = sorted_lines(&mem, &na), **b = sorted_lines(&str, &nb);
+            same = !a || !b || na == nb;
+            for (size_t i = 0; a && b && same && i < na; i++) same = !strcmp(a[i], b[i]);
+            free(a);
+            free(b);
+        } else {
+            same = mem.len == str.len && (!mem.len || !memcmp(mem.data, str.data, mem.len));
+        }
+        if (!same) {
+            fprintf(stderr, "fuzz_core: streamed records differ from the in-memory ones\n");
+            abort();
+        }
+    }
+    free(mem.data);
+    free(str.data);
     return 0;
 }
