@@ -58,6 +58,7 @@ class Column:
     short: bool = False
     limit: int | None = None  # cells elided to this width
     style: list[str] = field(default_factory=list)
+    longest: int = 0  # the longest cell of rows not in ``cells`` (a table laid out in parts)
 
     def texts(self) -> tuple[str, list[str]]:
         if self.short and self.short_cells is not None:
@@ -71,7 +72,8 @@ class Column:
 
     def width(self) -> int:
         header, cells = self.texts()
-        natural = max([len(header), *map(len, cells)])
+        longest = self.longest if self.limit is None else min(self.longest, self.limit)
+        natural = max([len(header), longest, *map(len, cells)])
         return natural if self.limit is not None else max(natural, self.min_width)
 
 

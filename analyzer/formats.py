@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .fit import Column, Step, fit, render_lines
@@ -269,48 +270,84 @@ def table_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def table_lines(cap: Part, width: int) -> tuple[list[str], Counter[str]]:
-    """The table's header and rows at ``width`` columns, and the close kinds counted
-    (read from the results' columns, analyzer.results)."""
+def table_lines(cap: Part, width: int) -> tuple[Iterator[str], Counter[str]]:
+    """The table's header and rows at ``width`` columns (made as they are iterated), and
+    the close kinds counted (read from the results' columns, analyzer.results). The
+    columns are fitted to every row, so the capture is walked first; meanwhile each
+    batch's cells are kept as one text per column (a few bytes a cell, not a Python
+    string each), and split again batch by batch as the rows are laid out."""
     codes: Counter[int] = Counter()
-    cells: dict[str, list[str]] = {k: [] for k in ("id", "client", "server", "states", "close",
-                                                   "irtt", "pkts", "zeek", "duration",
-                                                   "bytes", "history")}
-    short = ["--", *(SHORT_STATE[name] for name in STATE_NAMES)]  # indexed by code + 1
-    close_text = [_close_text(kind, who) for kind in range(len(CLOSE_KINDS))
-                  for who in range(len(WHO))]  # indexed by kind * 4 + initiator
-    for batch in cap.batches():  # column by column: no Python object per row but text
-        v = batch.values
-        codes.update(v("close_kind"))
-        cells["id"] += map(str, v("id"))
-        cells["client"] += v("client")
-        cells["server"] += v("server")
-        cells["states"] += [f"{short[c + 1]}/{short[s + 1]}"
-                            for c, s in zip(v("client_state"), v("server_state"))]
-        cells["close"] += [close_text[k * 4 + w]
-                           for k, w in zip(v("close_kind"), v("close_initiator"))]
-        cells["irtt"] += ["-" if x == UNSET else _ms(x / 1e9) for x in v("irtt_ns")]
-        cells["pkts"] += [str(a + b) for a, b in zip(v("packets_client"), v("packets_server"))]
-        cells["zeek"] += [CONN_STATES[z] for z in v("conn_state")]
-        cells["duration"] += [_ms(d / 1e9) for d in v("duration_ns")]
-        cells["bytes"] += [f"{a}/{b}" for a, b in zip(v("payload_bytes_client"),
-                                                      v("payload_bytes_server"))]
-        cells["history"] += [h or "-" for h in v("history")]
+    longest = dict.fromkeys(_TABLE_COLUMNS, 0)
+    parts: list[dict[str, str]] = []
+    for batch in cap.batches():
+        cells = _table_cells(batch, codes)
+        for name, texts in cells.items():
+            longest[name] = max(longest[name], max(map(len, texts), default=0))
+        parts.append({name: "\n".join(texts) for name, texts in cells.items()})
     kinds = Counter({CLOSE_KINDS[k]: n for k, n in codes.items()})
-    columns = [
-        Column("id", "id", cells["id"], right=True),
-        Column("client", "client", cells["client"], endpoint=True, min_width=21),
-        Column("server", "server", cells["server"], endpoint=True, min_width=21),
-        Column("states", "c/s", cells["states"]),
-        Column("close", "close", cells["close"]),
-        Column("irtt", "iRTT", cells["irtt"], right=True),
-        Column("pkts", "pkts", cells["pkts"], right=True),
-        Column("zeek", "zeek", cells["zeek"]),
-        Column("duration", "duration", cells["duration"], right=True),
-        Column("bytes", "bytes c/s", cells["bytes"], right=True),
-        Column("history", "history", cells["history"]),
+    shown = fit(_table_columns(longest), TABLE_STEPS, width)
+    return _table_rows(shown, parts), kinds
+
+
+def _table_rows(shown: list[Column], parts: list[dict[str, str]]) -> Iterator[str]:
+    yield from render_lines(shown)  # the header
+    for part in parts:
+        columns = [replace(c, longest=c.width(), cells=part[c.name].split("\n"))
+                   for c in shown]
+        yield from render_lines(columns)[1:]
+
+
+_TABLE_COLUMNS = ("id", "client", "server", "states", "close", "irtt", "pkts", "zeek",
+                  "duration", "bytes", "history")
+
+
+def _table_columns(longest: dict[str, int]) -> list[Column]:
+    """The table's columns, no cells but the longest of each."""
+    def column(name: str, header: str, **how: Any) -> Column:
+        return Column(name, header, [], longest=longest[name], **how)
+
+    return [
+        column("id", "id", right=True),
+        column("client", "client", endpoint=True, min_width=21),
+        column("server", "server", endpoint=True, min_width=21),
+        column("states", "c/s"),
+        column("close", "close"),
+        column("irtt", "iRTT", right=True),
+        column("pkts", "pkts", right=True),
+        column("zeek", "zeek"),
+        column("duration", "duration", right=True),
+        column("bytes", "bytes c/s", right=True),
+        column("history", "history"),
     ]
-    return render_lines(fit(columns, TABLE_STEPS, width)), kinds
+
+
+_SHORT_CODES = ["--", *(SHORT_STATE[name] for name in STATE_NAMES)]  # by code + 1
+_CLOSE_TEXTS: list[str] = []  # by kind * 4 + initiator, filled on first use
+
+
+def _table_cells(batch: ConnBatch, codes: Counter[int]) -> dict[str, list[str]]:
+    """A batch's cells, column by column (no Python object per row but text); counts
+    its close kinds into ``codes``."""
+    if not _CLOSE_TEXTS:
+        _CLOSE_TEXTS.extend(_close_text(kind, who) for kind in range(len(CLOSE_KINDS))
+                            for who in range(len(WHO)))
+    v, short, close_text = batch.values, _SHORT_CODES, _CLOSE_TEXTS
+    codes.update(v("close_kind"))
+    return {
+        "id": list(map(str, v("id"))),
+        "client": v("client"),
+        "server": v("server"),
+        "states": [f"{short[c + 1]}/{short[s + 1]}"
+                   for c, s in zip(v("client_state"), v("server_state"))],
+        "close": [close_text[k * 4 + w] for k, w in zip(v("close_kind"), v("close_initiator"))],
+        "irtt": ["-" if x == UNSET else _ms(x / 1e9) for x in v("irtt_ns")],
+        "pkts": [str(a + b) for a, b in zip(v("packets_client"), v("packets_server"))],
+        "zeek": [CONN_STATES[z] for z in v("conn_state")],
+        "duration": [_ms(d / 1e9) for d in v("duration_ns")],
+        "bytes": [f"{a}/{b}" for a, b in zip(v("payload_bytes_client"),
+                                             v("payload_bytes_server"))],
+        "history": [h or "-" for h in v("history")],
+    }
 
 
 def _close_text(kind: int, who: int) -> str:
