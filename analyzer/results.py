@@ -22,7 +22,7 @@ import itertools
 import struct
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 
 from . import _engine
 from .anomalies import NAMES as ANOMALY_NAMES
@@ -550,11 +550,22 @@ class Stream:
         self._select = select
         self.engine = options.new_engine(stream=True, order_end=order == "end")
         # A pipe is read once: no copy to read it again.
-        source = open_source(path, spool=False)
-        self._batches = self._run(_feed(path, source, self.engine, options, progress))
+        self._source = open_source(path, spool=False)
+        self._batches = self._run(_feed(path, self._source, self.engine, options, progress))
 
     def __iter__(self) -> Stream:
         return self
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading (the file is closed); batches not taken yet are dropped."""
+        self._batches.close()
+        self._source.close()
 
     def __next__(self) -> ConnBatch:
         return next(self._batches)
@@ -570,7 +581,7 @@ class Stream:
     def filtered(self) -> bool:
         return self._select is not None
 
-    def _run(self, feed: Generator[None, None, Fed]) -> Iterator[ConnBatch]:
+    def _run(self, feed: Generator[None, None, Fed]) -> Generator[ConnBatch, None, None]:
         while True:
             self.before_read()
             try:

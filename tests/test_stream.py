@@ -428,3 +428,20 @@ def test_bad_values_in_the_library() -> None:
     with pytest.raises(analyzer.HandshakeError, match="--close"):
         analyzer.stream(ECHO, close="closed")
 
+
+
+def test_a_stream_closed_early_closes_its_file(tmp_path: Path) -> None:
+    """``with analyzer.stream(...)`` (or .close()) ends the reading: the file is closed
+    whether a batch was taken or not."""
+    path = tmp_path / "copies.pcap"
+    path.write_bytes(shifted(MANY, 30, 100))
+    fds = len(os.listdir("/proc/self/fd"))
+    with analyzer.stream(path) as s:
+        first = next(s)
+        assert first.n > 0 and not s.done
+        assert len(os.listdir("/proc/self/fd")) == fds + 1
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert list(s) == []
+    s = analyzer.stream(path)
+    s.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
