@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--verify-checksums", action="store_true")
     sh.add_argument("--idle-timeout", type=seconds, metavar="SECONDS",
                     help="the same idle timeout as given to read (ids depend on it)")
+    sh.add_argument("--zeek-timers", action="store_true",
+                    help="as given to read (ids depend on it)")
     parser.set_defaults(handlers=_extra_commands(sub))
     return parser
 
@@ -321,7 +323,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .show import show
 
     show(args.file, args.conn_id, sys.stdout, port=args.port,
-         verify_checksums=args.verify_checksums, bpf=args.bpf, idle_timeout=args.idle_timeout)
+         verify_checksums=args.verify_checksums, bpf=args.bpf, idle_timeout=args.idle_timeout,
+         zeek_timers=args.zeek_timers)
     return 0
 
 

@@ -25,9 +25,9 @@ def _state(code: int) -> str:
 
 def show(path: str, conn_id: int, out: TextIO, *, port: int | None = None,
          verify_checksums: bool = False, bpf: str | None = None,
-         idle_timeout: float | None = None) -> None:
+         idle_timeout: float | None = None, zeek_timers: bool = False) -> None:
     cap = read(path, port=port, record=conn_id, verify_checksums=verify_checksums, bpf=bpf,
-               idle_timeout=idle_timeout)
+               idle_timeout=idle_timeout, zeek_timers=zeek_timers)
     rec = cap.record(conn_id)  # raises UsageError for an unknown id
     rows = cap.packet_rows()
     if not rows:

@@ -445,3 +445,18 @@ def test_a_stream_closed_early_closes_its_file(tmp_path: Path) -> None:
     s = analyzer.stream(path)
     s.close()
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_show_finds_the_ids_of_read_with_zeek_timers(capsys: Any) -> None:
+    """echo.pcapng (lo and any: every packet twice) is 13 connections, 23 with Zeek's
+    timers; show takes --zeek-timers too, so read's id 20 is found with its endpoints."""
+    path = ROOT / "captures" / "echo.pcapng"
+    recs = list(analyzer.read(path, zeek_timers=True).records())
+    assert len(recs) == 23 and len(analyzer.read(path)) == 13
+    assert main(["show", str(path), "20", "--zeek-timers"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"connection 20: client {recs[20]['client']} -> server "
+                            f"{recs[20]['server']}")
+    assert f"history {recs[20]['history']}" in shown
+    assert main(["show", str(path), "20"]) == 2
+    assert "no connection 20 (the file has 13" in capsys.readouterr().err
