@@ -13,13 +13,13 @@ import re
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol, TextIO
 
-from .fit import Column, Step, fit, render_lines
+from .fit import Column, Step, elide, elide_endpoint, fit, render_lines
+from .fit import table_width as laid_out_width
 from .records import CLOSE_KINDS, CONN_STATES, STATE_NAMES, WHO
-from .results import UNSET, ConnBatch
+from .results import BATCH, UNSET, ConnBatch
 from .words import plural
 
 if TYPE_CHECKING:
@@ -270,84 +270,33 @@ def table_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def table_lines(cap: Part, width: int) -> tuple[Iterator[str], Counter[str]]:
-    """The table's header and rows at ``width`` columns (made as they are iterated), and
-    the close kinds counted (read from the results' columns, analyzer.results). The
-    columns are fitted to every row, so the capture is walked first; meanwhile each
-    batch's cells are kept as one text per column (a few bytes a cell, not a Python
-    string each), and split again batch by batch as the rows are laid out."""
-    codes: Counter[int] = Counter()
-    longest = dict.fromkeys(_TABLE_COLUMNS, 0)
-    parts: list[dict[str, str]] = []
-    for batch in cap.batches():
-        cells = _table_cells(batch, codes)
-        for name, texts in cells.items():
-            longest[name] = max(longest[name], max(map(len, texts), default=0))
-        parts.append({name: "\n".join(texts) for name, texts in cells.items()})
-    kinds = Counter({CLOSE_KINDS[k]: n for k, n in codes.items()})
-    shown = fit(_table_columns(longest), TABLE_STEPS, width)
-    return _table_rows(shown, parts), kinds
+#: Rows the table is fitted on before it writes any (TableWriter): one engine batch
+#: (results.BATCH), so every row of a capture of up to 2048 connections is fitted as a
+#: whole, as before streaming, and a longer capture's layout sees enough rows to know its
+#: endpoints (IPv4, IPv6), close kinds and number widths; it is a few hundred KB of text
+#: at most, and many screens.
+TABLE_BLOCK: Final = BATCH
+
+#: The table's columns: name, header, right-aligned (a number: never cut), an endpoint
+#: (elided keeping its port), and the width it keeps unless elided (any IPv4 endpoint).
+_TABLE_COLUMNS: Final = (
+    ("id", "id", True, False, 0), ("client", "client", False, True, 21),
+    ("server", "server", False, True, 21), ("states", "c/s", False, False, 0),
+    ("close", "close", False, False, 0), ("irtt", "iRTT", True, False, 0),
+    ("pkts", "pkts", True, False, 0), ("zeek", "zeek", False, False, 0),
+    ("duration", "duration", True, False, 0), ("bytes", "bytes c/s", True, False, 0),
+    ("history", "history", False, False, 0))
+_TABLE_NAMES: Final = tuple(spec[0] for spec in _TABLE_COLUMNS)
+_WIDEST_IPV4: Final = len("255.255.255.255:65535")  # the room an endpoint column keeps
+_SPARE_DIGITS: Final = 3  # a number column's room beyond its block's widest, width allowing
 
 
-def _table_rows(shown: list[Column], parts: list[dict[str, str]]) -> Iterator[str]:
-    yield from render_lines(shown)  # the header
-    for part in parts:
-        columns = [replace(c, longest=c.width(), cells=part[c.name].split("\n"))
-                   for c in shown]
-        yield from render_lines(columns)[1:]
-
-
-_TABLE_COLUMNS = ("id", "client", "server", "states", "close", "irtt", "pkts", "zeek",
-                  "duration", "bytes", "history")
-
-
-def _table_columns(longest: dict[str, int]) -> list[Column]:
-    """The table's columns, no cells but the longest of each."""
-    def column(name: str, header: str, **how: Any) -> Column:
-        return Column(name, header, [], longest=longest[name], **how)
-
-    return [
-        column("id", "id", right=True),
-        column("client", "client", endpoint=True, min_width=21),
-        column("server", "server", endpoint=True, min_width=21),
-        column("states", "c/s"),
-        column("close", "close"),
-        column("irtt", "iRTT", right=True),
-        column("pkts", "pkts", right=True),
-        column("zeek", "zeek"),
-        column("duration", "duration", right=True),
-        column("bytes", "bytes c/s", right=True),
-        column("history", "history"),
-    ]
-
-
-_SHORT_CODES = ["--", *(SHORT_STATE[name] for name in STATE_NAMES)]  # by code + 1
-_CLOSE_TEXTS: list[str] = []  # by kind * 4 + initiator, filled on first use
-
-
-def _table_cells(batch: ConnBatch, codes: Counter[int]) -> dict[str, list[str]]:
-    """A batch's cells, column by column (no Python object per row but text); counts
-    its close kinds into ``codes``."""
-    if not _CLOSE_TEXTS:
-        _CLOSE_TEXTS.extend(_close_text(kind, who) for kind in range(len(CLOSE_KINDS))
-                            for who in range(len(WHO)))
-    v, short, close_text = batch.values, _SHORT_CODES, _CLOSE_TEXTS
-    codes.update(v("close_kind"))
-    return {
-        "id": list(map(str, v("id"))),
-        "client": v("client"),
-        "server": v("server"),
-        "states": [f"{short[c + 1]}/{short[s + 1]}"
-                   for c, s in zip(v("client_state"), v("server_state"))],
-        "close": [close_text[k * 4 + w] for k, w in zip(v("close_kind"), v("close_initiator"))],
-        "irtt": ["-" if x == UNSET else _ms(x / 1e9) for x in v("irtt_ns")],
-        "pkts": [str(a + b) for a, b in zip(v("packets_client"), v("packets_server"))],
-        "zeek": [CONN_STATES[z] for z in v("conn_state")],
-        "duration": [_ms(d / 1e9) for d in v("duration_ns")],
-        "bytes": [f"{a}/{b}" for a, b in zip(v("payload_bytes_client"),
-                                             v("payload_bytes_server"))],
-        "history": [h or "-" for h in v("history")],
-    }
+def _table_columns(cells: Mapping[str, list[str]], longest: Mapping[str, int] | None = None
+                   ) -> list[Column]:
+    """The table's columns with these cells, or with none but the longest of each."""
+    return [Column(name, header, cells.get(name, []), right=right, endpoint=endpoint,
+                   min_width=min_width, longest=longest[name] if longest else 0)
+            for name, header, right, endpoint, min_width in _TABLE_COLUMNS]
 
 
 def _close_text(kind: int, who: int) -> str:
@@ -357,15 +306,173 @@ def _close_text(kind: int, who: int) -> str:
     return f"{name}:{by[0]}" if by and name not in ("refused", "simultaneous") else name
 
 
+_SHORT: Final = ["--", *(SHORT_STATE[name] for name in STATE_NAMES)]  # by state code + 1
+_CLOSE_TEXT: Final = [_close_text(kind, who) for kind in range(len(CLOSE_KINDS))
+                      for who in range(len(WHO))]  # by kind * 4 + initiator
+
+
+def _cells(batch: ConnBatch, name: str) -> list[str]:
+    """One table column's text for a batch's rows, read column by column from the
+    results (analyzer.results): no Python object per row but the text."""
+    v = batch.values
+    if name == "id":
+        return list(map(str, v("id")))
+    if name in ("client", "server"):
+        return list(v(name))
+    if name == "states":
+        return [f"{_SHORT[c + 1]}/{_SHORT[s + 1]}"
+                for c, s in zip(v("client_state"), v("server_state"))]
+    if name == "close":
+        return [_CLOSE_TEXT[k * 4 + w] for k, w in zip(v("close_kind"), v("close_initiator"))]
+    if name == "irtt":
+        return ["-" if x == UNSET else _ms(x / 1e9) for x in v("irtt_ns")]
+    if name == "pkts":
+        return [str(a + b) for a, b in zip(v("packets_client"), v("packets_server"))]
+    if name == "zeek":
+        return [CONN_STATES[z] for z in v("conn_state")]
+    if name == "duration":
+        return [_ms(d / 1e9) for d in v("duration_ns")]
+    if name == "bytes":
+        return [f"{a}/{b}" for a, b in zip(v("payload_bytes_client"),
+                                          v("payload_bytes_server"))]
+    if name == "history":
+        return [h or "-" for h in v("history")]
+    raise ValueError(f"no table column {name!r}")
+
+
+class _BatchCells(dict[str, list[str]]):
+    """A batch's table cells, each column made when it is first asked for (the columns
+    a layout does not show are never made)."""
+
+    def __init__(self, batch: ConnBatch) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def __missing__(self, name: str) -> list[str]:
+        got = self[name] = _cells(self.batch, name)
+        return got
+
+
+class TableWriter:
+    """The ``read`` table of one capture, written as its batches come in memory bounded
+    by one block of rows (TABLE_BLOCK), whatever the capture's length.
+
+    A capture of at most one block is fitted to all its rows at its end (analyzer.fit).
+    A longer one is fitted on its first block and every row is written in that layout
+    as it comes: a text cell wider than its column is elided as fit elides (an endpoint
+    keeps its port and the end of its address); the endpoint columns keep room for any
+    IPv4 endpoint, each number column for up to _SPARE_DIGITS digits more than its
+    block's widest where the width allows (a digit at a time, each column in turn). A
+    number is never cut: one wider than its column has the table fitted again with room
+    for it and the header written again above its row. ``held`` is the number of rows
+    kept from one batch to the next: at most a block, none once past it."""
+
+    def __init__(self, width: int, block: int = TABLE_BLOCK) -> None:
+        self.width = width
+        self.block = block
+        self.codes: Counter[int] = Counter()  # close kinds of the rows (the footer)
+        self.held = 0
+        self.layouts = 0  # times fitted to a block (more than once: a number needed room)
+        self._first: dict[str, list[str]] = {name: [] for name in _TABLE_NAMES}
+        self._widest: dict[str, int] = {}  # per column, the cell length it makes room for
+        self._shown: list[Column] = []
+        self._widths: list[int] = []
+
+    def add(self, batch: ConnBatch) -> list[str]:
+        """The lines ready once ``batch`` is added (none while the first block fills)."""
+        self.codes.update(batch.values("close_kind"))
+        if self.layouts:
+            return self._rows(_BatchCells(batch), batch.n)
+        for name in _TABLE_NAMES:
+            self._first[name] += _cells(batch, name)
+        self.held += batch.n
+        if self.held <= self.block:
+            return []
+        # A row beyond the block: the layout is the first block's, then rows go by.
+        rows, first, self._first, self.held = self.held, self._first, {}, 0
+        head = {name: cells[:self.block] for name, cells in first.items()}
+        rest = {name: cells[self.block:] for name, cells in first.items()}
+        self._widest = {name: max(map(len, cells)) for name, cells in head.items()}
+        self._fit()
+        return [self._header(), *self._rows(head, self.block),
+                *self._rows(rest, rows - self.block)]
+
+    def end(self) -> list[str]:
+        """The lines left: a table of at most one block, fitted to all its rows."""
+        if self.layouts:
+            return []
+        columns, self._first, self.held = _table_columns(self._first), {}, 0
+        return render_lines(fit(columns, TABLE_STEPS, self.width))
+
+    def kinds(self) -> Counter[str]:
+        return Counter({CLOSE_KINDS[k]: n for k, n in self.codes.items()})
+
+    def _fit(self) -> None:
+        """The layout for the rows from here on, fitted to the widest cells so far."""
+        longest = {name: max(self._widest[name], _WIDEST_IPV4 if endpoint else 0)
+                   for name, _, _, endpoint, _ in _TABLE_COLUMNS}
+        shown = fit(_table_columns({}, longest), TABLE_STEPS, self.width)
+        numbers = [c for c in shown if c.right]
+        for digits in range(1, _SPARE_DIGITS + 1):  # a digit at a time, each in turn
+            for column in numbers:
+                grow = self._widest[column.name] + digits - column.width()
+                if grow > 0 and laid_out_width(shown) + grow <= self.width:
+                    column.min_width = column.width() + grow
+        self._shown, self._widths = shown, [c.width() for c in shown]
+        self.layouts += 1
+
+    def _header(self) -> str:
+        return " ".join(c.header.rjust(w) if c.right else c.header.ljust(w)
+                        for c, w in zip(self._shown, self._widths)).rstrip()
+
+    def _rows(self, cells: dict[str, list[str]], n: int) -> list[str]:
+        """Rows in the layout; at a number wider than its column, the table is fitted
+        again (the header again) and the rest goes in the new layout."""
+        out: list[str] = []
+        start = 0
+        while start < n:
+            stop = n
+            for column, w in zip(self._shown, self._widths):
+                col = cells[column.name]
+                if column.right and max(map(len, col[start:stop]), default=0) > w:
+                    stop = next(i for i in range(start, stop) if len(col[i]) > w)
+            out += self._render(cells, start, stop)
+            if stop < n:
+                for column in self._shown:
+                    if column.right:
+                        self._widest[column.name] = max(self._widest[column.name],
+                                                        len(cells[column.name][stop]))
+                self._fit()
+                out.append(self._header())
+            start = stop
+        return out
+
+    def _render(self, cells: dict[str, list[str]], start: int, stop: int) -> list[str]:
+        parts = []
+        for column, w in zip(self._shown, self._widths):
+            col = cells[column.name][start:stop]
+            if column.right:
+                parts.append([c.rjust(w) for c in col])
+                continue
+            if max(map(len, col), default=0) > w:  # wider than the block's: elided
+                cut = elide_endpoint if column.endpoint else elide
+                col = [cut(c, w) for c in col]
+            parts.append([c.ljust(w) for c in col])
+        return [" ".join(row).rstrip() for row in zip(*parts)]
+
+
 def _table_part(cap: Part, many: bool, out: TextIO, width: int | None = None) -> None:
     """id, client, server, final states (client/server), close, iRTT, packets; fitted to
-    ``width`` (default: the terminal's, 80 off a terminal; analyzer.fit)."""
+    ``width`` (default: the terminal's, 80 off a terminal; analyzer.fit) on the first
+    block of rows, written as the batches come (TableWriter)."""
     width = width or table_width()
     if many:
         out.write(f"== {cap.path}\n")
-    lines, kinds = table_lines(cap, width)
-    out.writelines(line + "\n" for line in lines)
-    out.write(textwrap.fill(_footer(cap, kinds), width, break_on_hyphens=False) + "\n")
+    table = TableWriter(width)
+    for batch in cap.batches():
+        out.writelines(line + "\n" for line in table.add(batch))
+    out.writelines(line + "\n" for line in table.end())
+    out.write(textwrap.fill(_footer(cap, table.kinds()), width, break_on_hyphens=False) + "\n")
 
 
 def _footer(cap: Part, kinds: Counter[str]) -> str:

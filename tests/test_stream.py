@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
 import struct
 import subprocess
@@ -30,7 +31,8 @@ import pytest
 
 import analyzer
 from analyzer.cli import main
-from analyzer.formats import write
+from analyzer.fit import elide, elide_endpoint
+from analyzer.formats import TABLE_BLOCK, TableWriter, write
 
 from pcapgen import checksum  # tests/ is on sys.path
 
@@ -42,6 +44,7 @@ FILES = (sorted((ROOT / "captures").glob("*.pcap*"))
 TEXT_FORMATS = ("jsonl", "csv", "zeek", "json", "table")
 MANY = ROOT / "captures" / "many-clients.pcap"  # 160 connections, every one closed
 ECHO = ROOT / "captures" / "echo-lo.pcap"
+IPV6 = SHARED / "zeek" / "traces" / "ipv6.pcap"  # 6 connections, long IPv6 endpoints
 
 
 def cli(*args: str, tmp: Path) -> tuple[int, str]:
@@ -358,6 +361,136 @@ def test_stream_reads_a_pipe(tmp_path: Path) -> None:
     ids, tail = p.stdout.decode().splitlines()
     assert json.loads(ids) == [r["id"] for r in want if r["close"]["kind"] == "refused"]
     assert tail == "160 None"
+
+
+# ---- the table, streamed -------------------------------------------------------------
+
+
+def table_capture(tmp_path: Path, then: Path) -> Path:
+    """13 copies of many-clients.pcap 100 s apart (2,080 connections: more than the
+    table's first block) and, 100 s after them, the real capture ``then`` with rows the
+    first block has not seen: wider text or numbers."""
+    _, records = pcap_records(then)
+    last = 12 * 100 + pcap_records(MANY)[1][-1][0]
+    moved = b"".join(struct.pack("<II", sec - records[0][0] + last + 100, usec) + body
+                     for sec, usec, body in records)
+    path = tmp_path / "long.pcap"
+    path.write_bytes(shifted(MANY, 13, 100) + moved)
+    return path
+
+
+def ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.2f}ms" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def check_table(lines: list[str], recs: list[dict[str, Any]], width: int) -> list[int]:
+    """Every row in the layout of the header above it (a cell starts where its header
+    starts, a number's ends where its header ends), every number whole, every text the
+    record's or elided as analyzer.fit elides; the header lines' indices."""
+    headers: list[int] = []
+    slots: list[tuple[str, int, int]] = []
+    for i, line in enumerate(lines):
+        if i - len(headers) == len(recs):
+            break  # the footer
+        assert len(line) <= width
+        words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", line)]
+        if words[0][0] == "id":
+            headers.append(i)
+            slots = [w for w in words if w[0] != "bytes"]  # "bytes c/s": one column
+            if len(slots) > 10:
+                slots[9] = ("bytes", *slots[9][1:])
+            continue
+        rec = recs[i - len(headers)]
+        assert len(words) == len(slots), line
+        kind, who = rec["close"]["kind"], rec["close"]["initiator"]
+        want = {"id": str(rec["id"]), "iRTT": ms(rec["handshake"]["irtt"]),
+                "pkts": str(sum(rec["packets"].values())), "duration": ms(rec["duration"]),
+                "bytes": "{client}/{server}".format(**rec["payload_bytes"])}
+        texts = {"close": kind + (f":{who[0]}" if who and kind not in ("refused",
+                                                                       "simultaneous") else ""),
+                 "zeek": rec["conn_state"], "history": rec["history"] or "-"}
+        for (name, start, end), (cell, a, b) in zip(slots, words):
+            if name in want:  # a number: right-aligned, whole
+                assert b == end and cell == want[name], (name, line)
+                continue
+            assert a == start, (name, line)
+            if name in ("client", "server"):
+                assert cell == elide_endpoint(rec[name], len(cell)), line
+                assert cell.endswith(":" + rec[name].rsplit(":", 1)[1]), line
+            elif name in texts:
+                assert cell == elide(texts[name], len(cell)), line
+    return headers
+
+
+def held_rows(path: Path, width: int) -> tuple[list[str], list[int]]:
+    """The table's lines written as analyzer.stream hands out batches, and after each
+    batch the rows the writer keeps."""
+    table = TableWriter(width)
+    lines: list[str] = []
+    held = []
+    for batch in analyzer.stream(path):
+        lines += table.add(batch)
+        held.append(table.held)
+    return lines + table.end(), held
+
+
+@pytest.mark.parametrize("width", [80, 112])
+def test_a_long_table_is_fitted_on_its_first_block(width: int, tmp_path: Path,
+                                                   monkeypatch: Any) -> None:
+    """More rows than the table's first block: it is fitted on that block and every
+    row is written as it comes. echo-lo.pcap after 2,080 connections brings a close
+    kind wider than its column (simultaneous: elided in place) and, at 112 columns
+    (every column shown, no room to spare), a duration wider than its column (1500.91ms:
+    the table is fitted again with room for it and its header written again above that
+    row; no digit lost). The writer keeps at most one block of rows, none once past it;
+    streamed and in memory the same bytes; a second file's table has its own
+    layout."""
+    path = table_capture(tmp_path, ECHO)
+    recs = list(analyzer.read(path).records())
+    assert len(recs) == 2093 > TABLE_BLOCK
+    monkeypatch.setenv("COLUMNS", str(width))
+    status, text = cli(str(path), tmp=tmp_path)
+    assert status == 0 and text == in_memory(path, "table")
+    lines = text.splitlines()
+    headers = check_table(lines, recs, width)
+    assert lines[len(recs) + len(headers)].startswith("2093 connections (")
+    row = {int(line.split()[0]): line for line in lines if not line.lstrip().startswith(
+        ("id", "2093 ", "simultaneous)"))}
+    assert "three_way:c " in row[0] and " simul…neous " in row[2091]
+    if width == 80:  # duration is not shown: one layout
+        assert headers == [0]
+    else:  # the first 9-character duration: connection 2085 (echo-lo's 5)
+        assert headers == [0, 2086] and lines[2087] == row[2085]
+        assert " 1500.91ms " in row[2085] and " 5.75ms " in row[0]
+    streamed, held = held_rows(path, width)
+    assert streamed == lines[:len(recs) + len(headers)]
+    past = held.index(0)  # the batch that went past the first block
+    assert max(held) <= TABLE_BLOCK and held[past:] == [0] * (len(held) - past)
+    _, both = cli("-j", "1", str(path), str(ECHO), tmp=tmp_path)
+    assert both.split(f"== {ECHO}\n")[1] == in_memory(ECHO, "table")
+
+
+@pytest.mark.skipif(not IPV6.exists(), reason="needs ../shared/corpus/zeek")
+def test_later_ipv6_rows_are_elided_not_misaligned(tmp_path: Path, monkeypatch: Any) -> None:
+    """Zeek's ipv6.pcap after 2,080 IPv4 connections, at 80 columns: its endpoints (44
+    characters) elided to the block's 21 keeping port and host ([…94:aa7c:2e3e]:49185),
+    its 107.01 ms handshake RTT whole (the table fitted again: header again)."""
+    path = table_capture(tmp_path, IPV6)
+    recs = list(analyzer.read(path).records())
+    monkeypatch.setenv("COLUMNS", "80")
+    _, text = cli(str(path), tmp=tmp_path)
+    assert text == in_memory(path, "table")
+    lines = text.splitlines()
+    headers = check_table(lines, recs, 80)
+    assert headers == [0, len(recs) - 6 + 1]  # above the first IPv6 row
+    ipv6 = lines[headers[1] + 1:len(recs) + 2]
+    assert len(ipv6) == 6 and all("[…" in line and "]:" in line for line in ipv6)
+    irtt = ms(recs[-6]["handshake"]["irtt"])
+    assert elide_endpoint(recs[-6]["client"], 21) in ipv6[0] and f" {irtt} " in ipv6[0]
+    assert irtt == "107.01ms" and " 0.03ms " in lines[1]  # 8 characters after 6
+    assert max(held_rows(path, 80)[1]) <= TABLE_BLOCK
 
 
 # ---- --idle-timeout -------------------------------------------------------------------
