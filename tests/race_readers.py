@@ -4,6 +4,10 @@ script, under the sanitized build (fuzz/build_sanitized.sh), by tests/test_sanit
     race_readers.py offline SECONDS   a thread feeds a generated capture chunk by chunk
                                       (GIL released) while this one reads conn(),
                                       transitions(), jsonl() and len() of the growing engine
+    race_readers.py stream SECONDS    the same feeding thread on a streamed engine (a
+                                      sweep before every packet, idle_ns 1 ns, so
+                                      connections are written out and their memory
+                                      reused as it goes) while this one take()s them
     race_readers.py live SECONDS      analyzer.sniff(background=True) on loopback (an
                                       ephemeral port, clients connecting in a loop) while
                                       this thread reads the filling Capture, as a notebook
@@ -23,7 +27,9 @@ import time
 import analyzer
 import analyzer.records  # noqa: F401  (gives the engine the names render() writes)
 from analyzer import _engine
+from analyzer.fsm import table_bytes
 from analyzer.options import ReadOptions
+from analyzer.results import ConnBatch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pcapgen as g
@@ -66,6 +72,30 @@ def offline(seconds: float) -> None:
                 reads += 1
         feeder.join()
         conns = max(conns, engine.conn_count())
+    print("reads", reads, "connections", conns)
+
+
+def stream(seconds: float) -> None:
+    data = many_connections(3000)
+    deadline = time.monotonic() + seconds
+    reads = conns = 0
+    while time.monotonic() < deadline:
+        engine = _engine.Engine(table_bytes(), stream=True, sweep_every=1, idle_ns=1)
+        done = threading.Event()
+        feeder = threading.Thread(target=feed, args=(engine, data, done))
+        feeder.start()
+        ids: list[int] = []
+        while not done.is_set():
+            batch = ConnBatch(engine.take(16))
+            ids += batch.values("id")
+            engine.stats()
+            reads += 1
+        feeder.join()
+        engine.finish()
+        while batch := ConnBatch(engine.take(64, True)):
+            ids += batch.values("id")
+        assert sorted(ids) == list(range(engine.conn_count())), "a connection lost"
+        conns = max(conns, len(ids))
     print("reads", reads, "connections", conns)
 
 
@@ -116,4 +146,4 @@ def live(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    {"offline": offline, "live": live}[sys.argv[1]](float(sys.argv[2]))
+    {"offline": offline, "stream": stream, "live": live}[sys.argv[1]](float(sys.argv[2]))

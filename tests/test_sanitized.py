@@ -4,8 +4,9 @@ The extension is built once with ``fuzz/build_sanitized.sh`` (clang's
 ``-fsanitize=address,undefined,pointer-overflow``, any report fatal) into a scratch
 directory, and the commands below run on it: the crafted inputs of
 tests/test_hostile_input.py, extreme times through ``feed_segment``, the fuzzer's
-regression corpus, and readers racing a feeding thread, offline and on a live loopback
-capture. Each of these failed on the code before the fixes (jsonl.c's ``NULL + 0`` on any
+regression corpus, readers racing a feeding thread, offline, streamed and on a live
+loopback capture, and tests/test_stream_core.py (the stream mode with a sweep before every
+packet). Each of these failed on the code before the fixes (jsonl.c's ``NULL + 0`` on any
 capture, the signed overflow in ``zeek_expired``, the use after free in ``Engine_conn``).
 Skipped when no compiler with the sanitizer runtime is installed.
 """
@@ -122,6 +123,29 @@ def test_readers_racing_a_feeding_thread(san: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     reads, conns = (int(x) for x in p.stdout.split()[1::2])
     assert reads > 100 and conns == 3000
+
+
+def test_readers_racing_a_streamed_engine(san: Path) -> None:
+    """A streamed engine fed in one thread (a sweep before every packet: connections
+    written out and their Conn slots, transitions and Pends reused as it goes) while
+    another take()s what is written out: no report, no connection lost."""
+    p = sanitized(san, str(TESTS / "race_readers.py"), "stream", "6")
+    assert p.returncode == 0, p.stderr[-3000:]
+    reads, conns = (int(x) for x in p.stdout.split()[1::2])
+    assert reads > 10 and conns >= 3000
+
+
+def test_stream_core_under_sanitizers(san: Path) -> None:
+    """tests/test_stream_core.py on the sanitized extension: every capture (and the Zeek
+    corpus and other stacks' captures when ../shared is there) streamed with a sweep
+    before every packet against the in-memory read, the hand-made cases of each
+    write-out rule, the SYN flood, the flow table rehashing under deletions."""
+    code = ("import sys, pytest, analyzer._engine as e\n"
+            f"assert e.__file__.startswith({str(san.parent)!r}), e.__file__\n"
+            "sys.exit(pytest.main(['-q', '-x', '-p', 'no:cacheprovider', sys.argv[1]]))\n")
+    p = sanitized(san, "-c", code, str(TESTS / "test_stream_core.py"), timeout=1500)
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
+    assert " passed" in p.stdout
 
 
 CAN_CAPTURE = os.geteuid() == 0 and shutil.which("dumpcap") is not None
