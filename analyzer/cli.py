@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser("read", help="list every TCP connection in capture files",
                         description="List every TCP connection in pcap/pcapng files "
-                                    "(optionally .gz).",
+                                    "(optionally .gz). Files are streamed: a connection "
+                                    "is written out once it is over (see --idle-timeout, "
+                                    "--order), so memory does not grow with the file.",
                         **example("handshake read captures/echo-lo.pcap --port 9502 "
                                   "--format jsonl"))
     rd.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP + "; several are "
