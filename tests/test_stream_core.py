@@ -243,6 +243,25 @@ def test_a_syn_flood_is_reported_and_open_stays_bounded(order_end: bool) -> None
     assert 18_000 <= peak < 18_000 + 4096 + 18_000 // 8 + 3000 + 500
 
 
+def test_the_write_out_queue_slides_down_while_it_is_taken() -> None:
+    """One connection written out per packet (every SYN is over at the next, idle_ns 1 ns)
+    and two taken every third packet: the queue's read position passes half its capacity
+    while entries still wait, so it slides down (push_done) instead of growing."""
+    segs = flood(3000, 1000)
+    e = engine(True, idle_ns=1, order_end=True)
+    got: list[Record] = []
+    for k, seg in enumerate(segs):
+        feed_segments(e, [seg], False)
+        if k % 3 == 0:
+            got += take(e, 2)
+    assert 1900 < len(got) <= 2000
+    got += take_rest(e)
+    mem = engine(False, idle_ns=1)
+    feed_segments(mem, segs, False)
+    assert by_id(got) == everything(mem)
+    assert [r["id"] for r in got] == list(range(3000))  # each over at the next packet
+
+
 def test_a_four_tuple_reused_while_its_old_connection_waits() -> None:
     """By id, a connection left open (id 0) holds back the write-out of every later
     one. Meanwhile 4-tuple U is reset (id 2) and, before it is over, reused by a SYN with
