@@ -502,8 +502,12 @@ def count_packets_external(path: Path) -> tuple[str, int]:
 # --------------------------------------------------------------------------
 
 
-def prepare_input(args: argparse.Namespace) -> dict[str, Any]:
-    """Return metadata of the benchmark pcap, building seed and file if needed."""
+def prepare_input(args: argparse.Namespace, packets: int | None = None) -> dict[str, Any]:
+    """Return metadata of the benchmark pcap of ``packets`` packets (default: ``args.packets``,
+    an int), building seed and file if needed."""
+    if packets is None:
+        packets = args.packets
+    assert isinstance(packets, int)
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     seed, seed_meta_path = workdir / "seed.pcap", workdir / "seed.json"
@@ -512,7 +516,7 @@ def prepare_input(args: argparse.Namespace) -> dict[str, Any]:
               flush=True)
         save_json(seed_meta_path, capture_with_retries(seed, args))
     seed_meta = json.loads(seed_meta_path.read_text())
-    out = workdir / f"bench_{args.packets}.pcap"
+    out = workdir / f"bench_{packets}.pcap"
     meta_path = out.with_suffix(".json")
     stamp = {"seed_size": seed.stat().st_size, "seed_mtime_ns": seed.stat().st_mtime_ns}
     if not args.rebuild and out.exists() and meta_path.exists():
@@ -520,7 +524,7 @@ def prepare_input(args: argparse.Namespace) -> dict[str, Any]:
         if meta.get("seed_stamp") == stamp:
             print(f"using cached {out} (built in {meta['scaled']['build_seconds']} s)", flush=True)
             return meta
-    meta = build_scaled(seed, out, args.packets)
+    meta = build_scaled(seed, out, packets)
     meta.update(seed=seed_meta, seed_stamp=stamp)
     save_json(meta_path, meta)
     return meta
@@ -594,6 +598,19 @@ def count_jsonl(_stdout: str, out: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
+def count_s0(out: Path) -> int:
+    """Records of our jsonl output whose Zeek conn_state is S0 (an unanswered attempt)."""
+    with out.open("rb") as fh:
+        return sum(1 for line in fh if line.strip() and json.loads(line)["conn_state"] == "S0")
+
+
+def count_parquet(_stdout: str, out: Path) -> int:
+    """Rows of the parquet dataset written under the directory ``out``."""
+    import pyarrow.parquet as pq  # only for this count: the script itself needs numpy alone
+
+    return sum(pq.read_metadata(part).num_rows for part in sorted(out.rglob("*.parquet")))
+
+
 Counter = Callable[[str, Path], int]
 
 
@@ -605,6 +622,10 @@ class Tool:
     argv: tuple[str, ...]
     counter: Counter | None = None
     baseline: bool = False
+    # ``{out}`` is a directory (parquet's dataset), emptied before each run, never /dev/null.
+    out_dir: bool = False
+    # a ``handshake read`` option the tool needs: skipped when the installed handshake lacks it
+    needs: str | None = None
 
     def command(self, pcap: Path, out: str) -> list[str]:
         return [arg.format(file=pcap, out=out) for arg in self.argv]
@@ -623,6 +644,13 @@ KNOWN_TOOLS: dict[str, Tool] = {
     **{f"handshake-{fmt}": Tool(f"handshake-{fmt}", ("handshake", "read", "{file}", "--format",
                                                      fmt, "-o", "{out}"))
        for fmt in ("json", "csv", "zeek")},
+    "handshake-parquet": Tool("handshake-parquet", ("handshake", "read", "{file}", "--format",
+                                                    "parquet", "-o", "{out}"), count_parquet,
+                              out_dir=True),
+    # Connections in the order they end (streamed as soon as each is over) instead of by id.
+    "handshake-jsonl-end": Tool("handshake-jsonl-end",
+                                ("handshake", "read", "{file}", "--format", "jsonl", "--order",
+                                 "end", "-o", "{out}"), count_jsonl, needs="--order"),
     # The library: analyzer.read(...) and the DataFrames, in a fresh interpreter each (the
     # time includes the read, pandas' import and the frame).
     "api-connections": Tool("api-connections", (
@@ -663,8 +691,20 @@ def select_tools(names: Sequence[str], extra: Sequence[Tool]) -> list[Tool]:
             hint = " (pip install -e /work/main)" if tool.argv[0] == "handshake" else ""
             print(f"skip {tool.name}: '{tool.argv[0]}' is not installed / not on PATH{hint}", flush=True)
             continue
+        if tool.needs and tool.needs not in read_help():
+            print(f"skip {tool.name}: this handshake read has no {tool.needs}", flush=True)
+            continue
         tools.append(tool)
     return tools
+
+
+def read_help() -> str:
+    """``handshake read --help`` (to see which options the installed version has)."""
+    try:
+        return subprocess.run(["handshake", "read", "--help"], capture_output=True, text=True,
+                              timeout=60, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def tool_version(tool: Tool) -> str:
@@ -764,6 +804,7 @@ class ToolResult:
     runs: list[Run] = field(default_factory=list)
     connections: int | None = None
     error: str | None = None
+    s0: int | None = None  # S0 records (the flood's unanswered attempts), jsonl tools only
 
     def ok_runs(self) -> list[Run]:
         return [r for r in self.runs if r.exit_code == 0]
@@ -779,31 +820,51 @@ class ToolResult:
                 "cpu_s_best_run": round(min(r.user_s + r.sys_s for r in self.ok_runs()), 3)}
 
 
-def count_connections(tool: Tool, pcap: Path, workdir: Path) -> tuple[int | None, str | None]:
-    """Untimed run that keeps the output and counts the connections it reports."""
-    stdout, stderr, out, stats = (workdir / f"{tool.name}.{ext}" for ext in ("stdout", "stderr", "out", "rusage"))
+def fresh_out(tool: Tool, workdir: Path, timed: bool) -> Path:
+    """Where a run writes: /dev/null when timed, unless the tool writes a directory (emptied)."""
+    if timed and not tool.out_dir:
+        return Path(os.devnull)
+    out = workdir / f"{tool.name}.out"
+    if out.is_dir():
+        shutil.rmtree(out)
+    return out
+
+
+def count_connections(tool: Tool, pcap: Path, workdir: Path,
+                      s0: bool = False) -> tuple[int | None, str | None, int | None]:
+    """Untimed run that keeps the output and counts the connections it reports.
+
+    Returns (connections, error, S0 records); the S0 count only with ``s0`` and for jsonl.
+    """
+    stdout, stderr, stats = (workdir / f"{tool.name}.{ext}" for ext in ("stdout", "stderr", "rusage"))
+    out = fresh_out(tool, workdir, timed=False)
     run = run_child(tool.command(pcap, str(out)), stdout, stderr, stats)
-    if run.exit_code != 0:
-        return None, f"exit code {run.exit_code}: {tail(stderr)}"
-    if tool.counter is None:
-        return None, None
     try:
-        return tool.counter(stdout.read_text(errors="replace"), out), None
-    except (OSError, ValueError) as exc:
-        return None, f"could not count connections: {exc}"
+        if run.exit_code != 0:
+            return None, f"exit code {run.exit_code}: {tail(stderr)}", None
+        if tool.counter is None:
+            return None, None, None
+        s0_count = count_s0(out) if s0 and tool.counter is count_jsonl else None
+        return tool.counter(stdout.read_text(errors="replace"), out), None, s0_count
+    except (OSError, ValueError, ImportError) as exc:
+        return None, f"could not count connections: {exc}", None
     finally:
-        for path in (stdout, out):
-            path.unlink(missing_ok=True)
+        stdout.unlink(missing_ok=True)
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink(missing_ok=True)
 
 
-def benchmark(tools: Sequence[Tool], pcap: Path, workdir: Path, repeat: int) -> list[ToolResult]:
+def benchmark(tools: Sequence[Tool], pcap: Path, workdir: Path, repeat: int,
+              s0: bool = False) -> list[ToolResult]:
     """Count connections once per tool, then time ``repeat`` rounds, round-robin."""
     results = {t.name: ToolResult(t.name, shlex.join(t.command(pcap, "/dev/null")), tool_version(t))
                for t in tools}
     for tool in tools:
         print(f"count run: {tool.name}", flush=True)
         res = results[tool.name]
-        res.connections, res.error = count_connections(tool, pcap, workdir)
+        res.connections, res.error, res.s0 = count_connections(tool, pcap, workdir, s0)
         if res.error:
             print(f"  {tool.name}: {res.error}", flush=True)
     for round_no in range(1, repeat + 1):
@@ -811,11 +872,15 @@ def benchmark(tools: Sequence[Tool], pcap: Path, workdir: Path, repeat: int) -> 
             res = results[tool.name]
             if res.error and res.error.startswith("exit code"):
                 continue
-            run = run_child(tool.command(pcap, os.devnull), Path(os.devnull),
+            out = fresh_out(tool, workdir, timed=True)
+            run = run_child(tool.command(pcap, str(out)), Path(os.devnull),
                             workdir / f"{tool.name}.stderr", workdir / f"{tool.name}.rusage")
+            if out.is_dir():
+                shutil.rmtree(out)
             res.runs.append(run)
             print(f"round {round_no}/{repeat} {tool.name}: {run.wall_s:.2f} s, "
-                  f"{run.maxrss_kib / 1024:.1f} MiB, exit {run.exit_code}", flush=True)
+                  f"{(run.user_s + run.sys_s):.2f} s CPU, {run.maxrss_kib / 1024:.1f} MiB, "
+                  f"exit {run.exit_code}", flush=True)
     return list(results.values())
 
 
@@ -896,6 +961,179 @@ def environment() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
+# Several sizes, the flood and the targets of issues 11 and 12
+# --------------------------------------------------------------------------
+
+TARGET_SPEED = 5.0  # issue 11: every --format at least 5x tcptrace's speed (wall time)
+TARGET_RSS_MIB = 200e6 / 2**20  # issues 11 and 12 (item 6): peak RSS under 200 MB = 190.7 MiB
+FLAT_TOLERANCE = 1.25  # "flat": peak RSS on the largest file within 25 % of the smallest's
+# tshark -z conv,tcp takes minutes beyond 1 M packets; Capture.packets is a row per packet by
+# design (about 600 MiB per million), 12 GiB at 20 M would crowd a shared machine.
+DEFAULT_LIMITS = {"tshark": 1_000_000, "api-packets": 5_000_000}
+
+
+def has_targets(name: str) -> bool:
+    """The 5x and 200 MB targets are for ``handshake read`` (the api-* rows have their own)."""
+    return name.startswith("handshake-")
+
+
+@dataclass
+class SizeRun:
+    """All tools on one file: its packets, results and the load average around the run."""
+
+    label: str
+    packets: int
+    expected: int
+    results: list[ToolResult]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {r.name: r.summary(self.packets) for r in self.results}
+
+
+def short_count(packets: int) -> str:
+    """1000000 -> "1 M", 20000000 -> "20 M", 123456 -> "123,456"."""
+    return f"{packets // 1_000_000} M" if packets % 1_000_000 == 0 else f"{packets:,}"
+
+
+def loadavg() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages (the machine is shared: say how busy it was)."""
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
+def markdown_scaling(runs: Sequence[SizeRun], baseline: str = "tcptrace") -> str:
+    """One row per tool and file: time, CPU, ratios to ``baseline`` of the same run, peak RSS."""
+    lines = [f"| tool | file | best s | CPU s | speed vs {baseline} | CPU vs {baseline} "
+             f"| peak RSS MiB | targets (>= {TARGET_SPEED:g}x, < {TARGET_RSS_MIB:.1f} MiB) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    names = list(dict.fromkeys(r.name for run in runs for r in run.results))
+    for name in names:
+        for run in runs:
+            summ = run.summaries()
+            mine, base = summ.get(name), summ.get(baseline)
+            if name not in summ:
+                continue
+            if not mine:
+                lines.append(f"| {name} | {run.label} | failed | | | | | |")
+                continue
+            speed = cpu = "-"
+            verdict: list[str] = []
+            if base and name != baseline:
+                ratio = base["best_s"] / mine["best_s"]
+                speed = f"{ratio:.2f}x"
+                cpu = f"{base['cpu_s_best_run'] / max(mine['cpu_s_best_run'], 1e-9):.2f}x"
+                if has_targets(name):
+                    verdict.append("speed ok" if ratio >= TARGET_SPEED else "speed MISS")
+            if has_targets(name):
+                verdict.append("RSS ok" if mine["peak_rss_mib"] < TARGET_RSS_MIB else "RSS MISS")
+            lines.append(f"| {name} | {run.label} | {mine['best_s']:.2f} | {mine['cpu_s_best_run']:.2f} "
+                         f"| {speed} | {cpu} | {mine['peak_rss_mib']:.1f} | {', '.join(verdict)} |")
+    return "\n".join(lines)
+
+
+def flatness(runs: Sequence[SizeRun]) -> list[str]:
+    """For each handshake tool measured on several files: is its peak RSS flat?"""
+    sized = sorted((r for r in runs if r.label != "flood"), key=lambda r: r.packets)
+    if len(sized) < 2:
+        return []
+    out = []
+    for name in dict.fromkeys(r.name for run in sized for r in run.results):
+        rss: list[tuple[str, float]] = [
+            (run.label, mib) for run in sized
+            if (mib := run.summaries().get(name, {}).get("peak_rss_mib"))]
+        if len(rss) < 2 or not has_targets(name):
+            continue
+        grows = rss[-1][1] / rss[0][1]
+        verdict = "flat" if grows <= FLAT_TOLERANCE else "NOT flat"
+        out.append(f"{name}: peak RSS " + ", ".join(f"{mib:.0f} MiB ({label})" for label, mib in rss)
+                   + f": x{grows:.2f}, {verdict}")
+    return out
+
+
+def markdown_flood(run: SizeRun, syns: int, baseline: str = "tcptrace") -> str:
+    """The flood's table: time, memory, records and S0 records against the targets."""
+    summ = run.summaries()
+    base = summ.get(baseline)
+    lines = [f"| tool | best s | CPU s | speed vs {baseline} | peak RSS MiB | records | S0 | targets |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for res in run.results:
+        mine = summ[res.name]
+        if not mine:
+            lines.append(f"| {res.name} | failed | | | | | | |")
+            continue
+        speed = f"{base['best_s'] / mine['best_s']:.2f}x" if base and res.name != baseline else "-"
+        verdict = []
+        if has_targets(res.name):
+            verdict.append("RSS ok" if mine["peak_rss_mib"] < TARGET_RSS_MIB else "RSS MISS")
+            verdict.append("every S0 ok" if res.s0 == syns else f"S0 MISS ({res.s0} of {syns})")
+        lines.append(f"| {res.name} | {mine['best_s']:.2f} | {mine['cpu_s_best_run']:.2f} | {speed} "
+                     f"| {mine['peak_rss_mib']:.1f} | {'' if res.connections is None else res.connections} "
+                     f"| {'' if res.s0 is None else res.s0} | {', '.join(verdict)} |")
+    return "\n".join(lines)
+
+
+def prepare_flood(workdir: Path, syns: int, rate: int) -> Path:
+    """bench_flood.py's SYN flood (cached in ``workdir``; nothing is sent, the file is built)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    import bench_flood  # the flood's packets are defined once, there
+
+    pcap = workdir / f"flood_{syns}_{rate}.pcap"
+    if not pcap.exists():
+        print(f"writing {pcap}: {syns} SYNs at {rate}/s, none answered", flush=True)
+        tmp = pcap.with_suffix(".tmp")
+        bench_flood.flood_pcap(tmp, syns, rate)
+        tmp.replace(pcap)
+    else:
+        print(f"using cached {pcap}", flush=True)
+    return pcap
+
+
+def parse_limit(spec: str) -> tuple[str, int]:
+    """``TOOL=PACKETS`` given with --limit: run TOOL only on files of at most PACKETS (0: all)."""
+    name, sep, packets = spec.partition("=")
+    if not sep or not name or not packets.isdigit():
+        raise argparse.ArgumentTypeError(f"expected TOOL=PACKETS, got {spec!r}")
+    return name, int(packets)
+
+
+def run_tools(tools: Sequence[Tool], pcap: Path, label: str, packets: int, expected: int,
+              args: argparse.Namespace, repeat: int, s0: bool = False) -> SizeRun:
+    """Every tool on one file, with the load average before and after."""
+    before = loadavg()
+    print(f"\n# {label}: {pcap} (load average {before[0]} {before[1]} {before[2]})", flush=True)
+    results = benchmark(tools, pcap, args.workdir, repeat, s0)
+    return SizeRun(label, packets, expected, results, before, loadavg())
+
+
+def print_size(run: SizeRun, pcap: Path, tools: Sequence[Tool], repeat: int) -> list[str]:
+    """The per-file tables (as before several sizes existed); returns the count warnings."""
+    baselines = {t.name for t in tools if t.baseline}
+    print(f"\n## Results: {pcap.name}, {run.packets:,} packets, {pcap.stat().st_size / 2**20:.1f} MiB, "
+          f"best of {repeat}, load average {run.load_before} before, {run.load_after} after\n")
+    print(markdown_results(run.results, run.packets, run.expected))
+    print()
+    print(markdown_ratios(ratios(run.results, baselines, run.packets)))
+    warnings = connection_check(run.results, run.expected)
+    for line in warnings:
+        print(line)
+    return warnings
+
+
+def run_json(run: SizeRun, tools: Sequence[Tool], extra: dict[str, Any]) -> dict[str, Any]:
+    """One file's results as JSON."""
+    baselines = {t.name for t in tools if t.baseline}
+    return {**extra, "load_average_before": run.load_before, "load_average_after": run.load_after,
+            "results": [{"name": r.name, "command": r.command, "version": r.version,
+                         "connections": r.connections, "s0": r.s0, "error": r.error,
+                         **r.summary(run.packets), "runs": [asdict(x) for x in r.runs]}
+                        for r in run.results],
+            "ratios": ratios(run.results, baselines, run.packets),
+            "connection_warnings": connection_check(run.results, run.expected)}
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
@@ -903,13 +1141,26 @@ def environment() -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--packets", type=int, default=1_000_000, help="packets in the benchmark file")
+    p.add_argument("--packets", "--sizes", type=int, nargs="+", default=[1_000_000],
+                   help=("packets in the benchmark file; several values: one file each, "
+                         "all measured in this one run (e.g. --packets 1000000 5000000 20000000)"))
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="cache directory for pcaps")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per tool")
+    p.add_argument("--repeat-large", type=int, metavar="N",
+                   help="timed runs per tool on files above 5 M packets (default: --repeat)")
     p.add_argument("--tools", nargs="+", default=list(KNOWN_TOOLS),
                    help=f"tools to run, from: {' '.join(KNOWN_TOOLS)}")
     p.add_argument("--tool-cmd", type=parse_tool_cmd, action="append", default=[], metavar="NAME=CMD",
                    help="extra command to time, e.g. 'mine=./mine {file}' (repeatable)")
+    p.add_argument("--limit", type=parse_limit, action="append", default=[], metavar="TOOL=PACKETS",
+                   help=("run TOOL only on files of at most PACKETS packets, 0 for no limit "
+                         "(repeatable; default: tshark=1000000 api-packets=5000000)"))
+    p.add_argument("--flood", type=int, default=0, metavar="SYNS",
+                   help="also read bench_flood.py's SYN flood of SYNS unanswered SYNs (e.g. 1000000)")
+    p.add_argument("--flood-rate", type=int, default=10_000, help="the flood's SYNs per second")
+    p.add_argument("--flood-tools", nargs="+", default=["tcptrace", "handshake-jsonl",
+                                                        "handshake-jsonl-end"],
+                   help="tools to run on the flood (their S0 records are counted)")
     p.add_argument("--json", type=Path, help="write results as JSON here")
     p.add_argument("--rebuild", action="store_true", help="recapture the seed and rebuild the file")
     p.add_argument("--build-only", action="store_true", help="only build the input file")
@@ -917,40 +1168,59 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parallel", type=int, default=8, help="concurrent client sessions")
     p.add_argument("--payload", type=int, default=100, help="bytes sent per session")
     args = p.parse_args(argv)
-    if args.packets < 1 or args.repeat < 1 or args.sessions < 1 or args.parallel < 1:
-        p.error("--packets, --repeat, --sessions and --parallel must be positive")
+    if (min(args.packets) < 1 or args.repeat < 1 or args.sessions < 1 or args.parallel < 1
+            or args.flood < 0 or args.flood_rate < 1 or (args.repeat_large or 1) < 1):
+        p.error("--packets, --repeat, --sessions, --parallel and --flood-rate must be positive")
+    args.packets = sorted(set(args.packets))
+    args.limits = {**DEFAULT_LIMITS, **dict(args.limit)}
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the input, run the tools, print and save the results."""
+    """Build the inputs, run the tools on each, print and save the results."""
     args = parse_args(argv)
-    meta = prepare_input(args)
+    metas = [prepare_input(args, n) for n in args.packets]
+    flood = prepare_flood(args.workdir, args.flood, args.flood_rate) if args.flood else None
     if args.build_only:
         return 0
-    pcap = Path(meta["scaled"]["path"])
-    packets, expected = meta["scaled"]["packets"], meta["scaled"]["expected_connections"]
     tools = select_tools(args.tools, args.tool_cmd)
     if not tools:
         raise SystemExit("no tool to run")
-    results = benchmark(tools, pcap, args.workdir, args.repeat)
-    baselines = {t.name for t in tools if t.baseline}
-    ratio_rows = ratios(results, baselines, packets)
-    print(f"\n## Results: {pcap.name}, {packets:,} packets, {meta['scaled']['bytes'] / 2**20:.1f} MiB, "
-          f"best of {args.repeat}\n")
-    print(markdown_results(results, packets, expected))
-    print()
-    print(markdown_ratios(ratio_rows))
-    warnings = connection_check(results, expected)
-    for line in warnings:
+    runs: list[SizeRun] = []
+    sizes_json = []
+    for meta in metas:
+        pcap = Path(meta["scaled"]["path"])
+        packets, expected = meta["scaled"]["packets"], meta["scaled"]["expected_connections"]
+        here = [t for t in tools if not 0 < args.limits.get(t.name, 0) < packets]
+        for t in tools:
+            if t not in here:
+                print(f"skip {t.name} on {short_count(packets)} packets (--limit {t.name}="
+                      f"{args.limits[t.name]})", flush=True)
+        repeat = args.repeat_large if args.repeat_large and packets > 5_000_000 else args.repeat
+        run = run_tools(here, pcap, short_count(packets), packets, expected, args, repeat)
+        print_size(run, pcap, here, repeat)
+        runs.append(run)
+        sizes_json.append(run_json(run, here, {"input": meta, "repeat": repeat}))
+    flood_json = None
+    if flood is not None:
+        flood_tools = select_tools(args.flood_tools, [])
+        run = run_tools(flood_tools, flood, "flood", args.flood, args.flood, args, args.repeat, s0=True)
+        runs.append(run)
+        print(f"\n## Flood: {flood.name}, {args.flood:,} SYNs at {args.flood_rate}/s, none answered, "
+              f"load average {run.load_before} before, {run.load_after} after\n")
+        print(markdown_flood(run, args.flood))
+        flood_json = run_json(run, flood_tools, {"syns": args.flood, "rate": args.flood_rate,
+                                                 "path": str(flood), "repeat": args.repeat})
+    print("\n## Every file, against the targets of issues 11 and 12 (ratios from the same run)\n")
+    print(markdown_scaling(runs))
+    for line in flatness(runs):
         print(line)
     if args.json:
+        first = sizes_json[0]
         save_json(args.json, {
-            "input": meta, "environment": environment(), "repeat": args.repeat, "rss_measured_by": rss_method(),
-            "results": [{"name": r.name, "command": r.command, "version": r.version,
-                         "connections": r.connections, "error": r.error,
-                         **r.summary(packets), "runs": [asdict(x) for x in r.runs]} for r in results],
-            "ratios": ratio_rows, "connection_warnings": warnings,
+            # the first file's results stay at the top level, as before several sizes existed
+            **first, "environment": environment(), "rss_measured_by": rss_method(),
+            "sizes": sizes_json, "flood": flood_json,
         })
         print(f"\nwrote {args.json}")
     return 0
