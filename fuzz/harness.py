@@ -108,20 +108,15 @@ def read_back(engine: Any) -> None:
 
 def live(body: bytes, opts: dict[str, Any]) -> None:
     engine = _engine_for(opts)
-    pending = bytearray()
-    pos = chunks = 0
-    while pos < len(body):
-        size = 1 + body[pos] * 7  # chunk sizes from the input itself: 1 to 1786 bytes
-        pending += body[pos + 1:pos + 1 + size]
-        pos += 1 + size
-        try:
-            used = engine.feed(pending)
-        except _engine.FormatError:
-            break
-        del pending[:used]
+    chunks = 0
+
+    def every_fourth() -> None:
+        nonlocal chunks
         chunks += 1
         if chunks % 4 == 0:
             read_back(engine)
+
+    feed_chunks(engine, body, every_fourth)
     engine.finish()
     same_records(engine)
 
@@ -161,6 +156,8 @@ def streamed(way: str, body: bytes, byte: int) -> None:
 
 
 def feed_chunks(engine: Any, body: bytes, between: Callable[[], None]) -> None:
+    """Feed the input in chunks whose sizes come from the input itself (1 to 1786
+    bytes), calling ``between`` after each."""
     pending = bytearray()
     pos = 0
     while pos < len(body):
