@@ -145,7 +145,7 @@ def streamed(way: str, body: bytes, byte: int) -> None:
         elif way == "live":
             feed_chunks(e, body, take if e is engine else lambda: None)
         else:
-            feed_segments(e, body, take if e is engine else lambda: None)
+            feed_segments(e, body, (lambda _: take()) if e is engine else lambda _: None)
         e.finish()
     while batch := ConnBatch(engine.take(64, True)):
         got.extend(batch.records())
@@ -172,19 +172,8 @@ def feed_chunks(engine: Any, body: bytes, between: Callable[[], None]) -> None:
         between()
 
 
-def feed_segments(engine: Any, body: bytes, between: Callable[[], None]) -> None:
-    for k in range(0, len(body) - SEGMENT.size + 1, SEGMENT.size):
-        (ts, src, dst, sport, dport, flags, seq, ack, length, win, mss, wscale, sack,
-         tsok, pkt) = SEGMENT.unpack_from(body, k)
-        a, b = struct.pack(">I", 0x0A000000 | src & 3), struct.pack(">I", 0x0A000000 | dst & 3)
-        engine.feed_segment(ts, a, b, sport & 7, dport & 7, flags, seq, ack, length, win,
-                            mss, wscale, bool(sack & 1), bool(tsok & 1),
-                            pkt_no=pkt & 0xFF if pkt & 0x100 else 0)
-        between()
-
-
-def segments(body: bytes, opts: dict[str, Any]) -> None:
-    engine = _engine_for(opts)
+def feed_segments(engine: Any, body: bytes, between: Callable[[int], None]) -> None:
+    """Feed the input as decoded segments, calling ``between(k)`` after segment k."""
     for k in range(0, len(body) - SEGMENT.size + 1, SEGMENT.size):
         (ts, src, dst, sport, dport, flags, seq, ack, length, win, mss, wscale, sack,
          tsok, pkt) = SEGMENT.unpack_from(body, k)
@@ -193,7 +182,11 @@ def segments(body: bytes, opts: dict[str, Any]) -> None:
         engine.feed_segment(ts, a, b, sport & 7, dport & 7, flags, seq, ack, length, win,
                             mss, wscale, bool(sack & 1), bool(tsok & 1),
                             pkt_no=pkt & 0xFF if pkt & 0x100 else 0)
-        if k % (SEGMENT.size * 16) == 0:
-            read_back(engine)
+        between(k // SEGMENT.size)
+
+
+def segments(body: bytes, opts: dict[str, Any]) -> None:
+    engine = _engine_for(opts)
+    feed_segments(engine, body, lambda k: read_back(engine) if k % 16 == 0 else None)
     engine.finish()
     same_records(engine)
