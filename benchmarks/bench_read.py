@@ -35,10 +35,15 @@ The script works in two stages.
    count the TCP connections each tool reports, as a sanity check that the
    tools see the same traffic.
 
+Several ``--packets`` values build and measure a file of each size in the same run;
+``--flood SYNS`` adds bench_flood.py's SYN flood (its S0 records counted). The last
+table puts every tool on every file against the targets of issues 11 and 12.
+
 Results are printed as Markdown tables and, with ``--json OUT``, written as
 JSON.  Example::
 
     sudo python3 benchmarks/bench_read.py --packets 1000000 --json results.json
+    python3 benchmarks/bench_read.py --packets 1000000 5000000 20000000 --flood 1000000
 """
 
 from __future__ import annotations
