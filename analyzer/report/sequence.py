@@ -196,7 +196,9 @@ def draw_direction(ax: Axes, rec: dict[str, Any], pk: Packets, sender: str, *,
                     else ""), fontsize=10, loc="left", y=1.0)
     ax.grid(True, alpha=0.3)
     # Sequence numbers rise from left to right: the upper left corner is the free one.
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    # A direction that sent nothing drawable has no labelled artist: no empty legend.
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     return drawn
 
 
