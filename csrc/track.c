@@ -817,9 +817,11 @@ void tracker_segment(Tracker *t, const Segment *s) {
         t->skew = t->now - s->ts_ns;
         if (t->swept_any && !t->skew_late_pkt) t->skew_late_pkt = s->pkt_no;
     }
-    /* A sweep costs the entries listed: one every n_live / 8 packets keeps it O(1) each. */
+    /* A sweep costs the entries listed: one every 4096 + n_live / 2 packets (n_live as
+     * the last sweep left it) keeps it O(1) each; a connection is a dozen packets, so it
+     * waits past its time for a few % more. */
     if (t->stream && (t->sweep_every ? ++t->since_sweep >= t->sweep_every
-                                     : ++t->since_sweep >= 4096 + t->n_live / 8 &&
+                                     : ++t->since_sweep >= 4096 + t->sweep_held / 2 &&
                                            t->now - t->last_sweep >= 1000000000ll))
         sweep(t);
     const uint8_t *a, *b;
@@ -1098,6 +1100,7 @@ static void sweep(Tracker *t) {
         if (over && (t->order_end || h == t->live_head)) write_out(t, h);
         h = next;
     }
+    t->sweep_held = t->n_live;
 }
 
 long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final) {

@@ -61,7 +61,7 @@ typedef struct {
     uint32_t *done;                /* handles over, in output order, from done_read */
     uint32_t n_done, cap_done, done_read;
     uint32_t free_trans;           /* streaming: transitions free for reuse, by .next */
-    uint64_t n_live, written, since_sweep;
+    uint64_t n_live, written, since_sweep, sweep_held; /* sweep_held: n_live after one */
     int64_t last_sweep;
     uint32_t sweep_every;          /* tests only: sweep every this many packets, whatever
                                     * the capture time (0: the normal schedule) */
