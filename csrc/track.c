@@ -153,6 +153,19 @@ static void unhash(Tracker *t, uint32_t h) {
     t->slot_used--;
 }
 
+/* Streaming entries (handles) in the list in id order. */
+static uint32_t *link_prev(Tracker *t, uint32_t h) {
+    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_prev : &t->conns[h].live_prev;
+}
+static uint32_t *link_next(Tracker *t, uint32_t h) {
+    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_next : &t->conns[h].live_next;
+}
+
+/* Written out, or split off by a later connection of its 4-tuple: out of the flow table. */
+static int marked_over(const Tracker *t, uint32_t h) {
+    return h & PEND_BIT ? t->pends[h & ~PEND_BIT].over : t->conns[h].finished;
+}
+
 static int rehash(Tracker *t) {
     uint32_t size = (t->slot_mask + 1) * 2;
     uint32_t *n = calloc(size, sizeof *n);
@@ -163,10 +176,7 @@ static int rehash(Tracker *t) {
     t->slot_used = 0;
     if (t->stream) { /* the entries not over, in id order */
         for (uint32_t h = t->live_head; h != NO_HANDLE;) {
-            int pend = (h & PEND_BIT) != 0;
-            const Pend *p = pend ? &t->pends[h & ~PEND_BIT] : NULL;
-            const Conn *c = pend ? NULL : &t->conns[h];
-            if (pend ? !p->over : !c->finished) {
+            if (!marked_over(t, h)) {
                 uint8_t fam;
                 const uint8_t *a, *b;
                 uint16_t pa, pb;
@@ -175,7 +185,7 @@ static int rehash(Tracker *t) {
                 if (!*s) t->slot_used++;
                 *s = h + 1;
             }
-            h = pend ? p->live_next : c->live_next;
+            h = *link_next(t, h);
         }
         return 0;
     }
@@ -315,13 +325,6 @@ static Conn *new_conn(Tracker *t, const Segment *s, const uint8_t *a, const uint
 }
 
 /* ---- streaming: the entries in id order -------------------------------------------------- */
-
-static uint32_t *link_prev(Tracker *t, uint32_t h) {
-    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_prev : &t->conns[h].live_prev;
-}
-static uint32_t *link_next(Tracker *t, uint32_t h) {
-    return h & PEND_BIT ? &t->pends[h & ~PEND_BIT].live_next : &t->conns[h].live_next;
-}
 
 static void live_append(Tracker *t, uint32_t h) {
     *link_prev(t, h) = t->live_tail;
@@ -1055,12 +1058,17 @@ static int push_done(Tracker *t, uint32_t h) {
     return 0;
 }
 
-/* Take entry h (listed, over or not) out of the list and the flow table, into the
- * queue to write out. */
-static void write_out(Tracker *t, uint32_t h) {
-    unhash(t, h); /* a no-op when a later connection of the 4-tuple holds the slot */
+/* Entry h is over: out of the flow table (a later packet of its 4-tuple would start a new
+ * connection by conn_split_here anyway; a no-op when a later connection of the 4-tuple
+ * holds the slot) and finished. */
+static void mark_over(Tracker *t, uint32_t h) {
+    unhash(t, h);
     if (h & PEND_BIT) t->pends[h & ~PEND_BIT].over = 1;
     else conn_finish(t, &t->conns[h]);
+}
+
+/* Take entry h, marked over, out of the list into the queue to write out. */
+static void write_out(Tracker *t, uint32_t h) {
     live_unlink(t, h);
     push_done(t, h);
 }
@@ -1077,24 +1085,19 @@ static int swept_over(const Tracker *t, Conn *c, int64_t now) {
     return 0;
 }
 
-/* Mark every entry over by now (out of the flow table: a later packet of its 4-tuple
- * would start a new connection by conn_split_here anyway) and queue those that can go:
- * any (order_end) or those before the first still open (by id). */
+/* Mark every entry over by now and queue those that can go: any (order_end) or those
+ * before the first still open (by id). */
 static void sweep(Tracker *t) {
     t->last_sweep = t->now;
     t->since_sweep = 0;
     int64_t now = t->now - t->skew;
     for (uint32_t h = t->live_head; h != NO_HANDLE;) {
         uint32_t next = *link_next(t, h);
-        int over;
-        if (h & PEND_BIT) {
-            Pend *p = &t->pends[h & ~PEND_BIT];
-            if (!p->over && pend_over(t, p, now)) { p->over = 1; unhash(t, h); }
-            over = p->over;
-        } else {
-            Conn *c = &t->conns[h];
-            if (!c->finished && swept_over(t, c, now)) { unhash(t, h); conn_finish(t, c); }
-            over = c->finished;
+        int over = marked_over(t, h);
+        if (!over && (h & PEND_BIT ? pend_over(t, &t->pends[h & ~PEND_BIT], now)
+                                   : swept_over(t, &t->conns[h], now))) {
+            mark_over(t, h);
+            over = 1;
         }
         t->swept_any |= over;
         if (over && (t->order_end || h == t->live_head)) write_out(t, h);
@@ -1108,7 +1111,10 @@ long stream_take(Tracker *t, uint32_t *out, uint32_t limit, int final) {
         /* the end: the flow table goes whole, not entry by entry */
         memset(t->slots, 0, ((size_t)t->slot_mask + 1) * sizeof *t->slots);
         t->slot_used = 0;
-        while (t->live_head != NO_HANDLE) write_out(t, t->live_head);
+        while (t->live_head != NO_HANDLE) {
+            if (!marked_over(t, t->live_head)) mark_over(t, t->live_head);
+            write_out(t, t->live_head);
+        }
     }
     if (t->oom) return -1;
     uint32_t n = 0;
